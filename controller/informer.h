@@ -1,0 +1,100 @@
+/* informer.h — list + watch of one resource type into an in-memory cache.
+ *
+ * The cache is keyed "namespace/name" ("name" for cluster-scoped objects).
+ * Each object passes through an optional transform hook before it is cached
+ * (drop managedFields, big annotations, ... to save memory). Handlers run on
+ * the informer's own thread, in event order. On every relist (first start,
+ * or after a 410) the fresh list is diffed against the cache: vanished
+ * objects give on_delete, new ones on_add, changed resourceVersions
+ * on_update, so no change is lost across a relist.
+ *
+ * Cached objects are immutable: the informer replaces an object, it never
+ * edits one in place. informer_get / informer_list hand out new references
+ * to those shared objects (jansson's refcounts are atomic): the caller
+ * json_decref()s them and MUST NOT modify them (json_deep_copy first). */
+#ifndef AGENTMESH_INFORMER_H
+#define AGENTMESH_INFORMER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "controller/kube_client.h"
+#include "controller/kube_watch.h"
+
+/* Takes ownership of `obj`, returns the object to cache (may be `obj`
+ * itself, edited), or NULL to leave it out of the cache entirely. */
+typedef json_t *(*informer_transform_fn)(json_t *obj, void *arg);
+
+/* Any handler may be NULL. Objects are borrowed for the call (incref to keep). */
+struct informer_handlers {
+    void (*on_add)(void *arg, const json_t *obj);
+    void (*on_update)(void *arg, const json_t *old_obj, const json_t *new_obj);
+    /* `obj` is the last state known to the cache. */
+    void (*on_delete)(void *arg, const json_t *obj);
+    void *arg;
+};
+
+struct informer_opts {
+    struct kube_gvr gvr;               /* strings must outlive the informer */
+    const char *ns;                    /* NULL/"" = all namespaces */
+    const char *label_selector;        /* or NULL */
+    const char *field_selector;        /* or NULL */
+    informer_transform_fn transform;   /* or NULL */
+    void *transform_arg;
+    struct informer_handlers handlers;
+    /* > 0: every this many seconds, on_update(obj, obj) for each cached
+     * object so the owner can re-check; 0 = never. */
+    double resync_seconds;
+    /* Start watching at this resourceVersion with an empty cache instead of
+     * listing first (resuming; tests of the 410 path). NULL = list first. */
+    const char *resource_version;
+};
+
+struct informer;
+
+/* Copies the option strings it needs (not gvr's). `c` may be NULL for an
+ * informer that is only fed by hand (tests). NULL on allocation failure. */
+struct informer *informer_new(struct kube_client *c, const struct informer_opts *opts);
+/* Stops (if running) and frees. */
+void informer_free(struct informer *inf);
+
+/* Starts the informer thread. 0, or -1 (no client, already started, thread error). */
+int informer_start(struct informer *inf);
+/* Asks the thread to stop and joins it (the stream notices within ~1 s). */
+void informer_stop(struct informer *inf);
+
+/* Non-zero once the first list has been applied to the cache. */
+int informer_has_synced(struct informer *inf);
+/* Waits until synced or `timeout` seconds passed; 1 if synced, else 0. */
+int informer_wait_synced(struct informer *inf, double timeout);
+
+/* A new reference to the cached object under `key`, or NULL. Read-only. */
+json_t *informer_get(struct informer *inf, const char *key);
+/* Same, by namespace (NULL/"" for cluster-scoped) and name. */
+json_t *informer_get_by_name(struct informer *inf, const char *ns, const char *name);
+/* A new JSON array holding references to every cached object (a snapshot;
+ * the objects are read-only). NULL on allocation failure. */
+json_t *informer_list(struct informer *inf);
+size_t informer_count(struct informer *inf);
+/* The last resourceVersion the informer has seen (list or watch), copied into buf. */
+void informer_resource_version(struct informer *inf, char *buf, size_t buflen);
+
+/* The cache key of an object: "namespace/name", or "name" without a
+ * namespace. -1 when metadata.name is missing or the key does not fit. */
+int informer_key(const json_t *obj, char *buf, size_t buflen);
+/* Splits a key into namespace ("" when none) and name. -1 if a part does not fit. */
+int informer_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen);
+
+/* The cache operations the informer thread performs, exposed so tests can
+ * drive them with synthetic data. Each runs the transform, updates the
+ * cache and calls the handlers.
+ * informer_replace: `list` is a List object ({"items": [...],
+ * "metadata": {"resourceVersion": ...}}), borrowed; diffs it against the
+ * cache as described above and marks the informer synced. 0 or -1. */
+int informer_replace(struct informer *inf, const json_t *list);
+/* One watch event (ADDED / MODIFIED / DELETED; others are ignored). `obj` borrowed. */
+void informer_apply_event(struct informer *inf, enum kube_event_type type, json_t *obj);
+/* One resync pass (see resync_seconds). */
+void informer_resync(struct informer *inf);
+
+#endif
