@@ -93,6 +93,10 @@ struct trust_signal {
 int trust_state_init(struct trust_state *st, int initial_score, const struct trust_params *params,
                      int64_t now_ms, char *err, size_t errlen);
 
+/* 0, or -1 naming the bad field: dims 0..100, params as trust_params_check
+ * (used by stores before accepting a whole state from outside). */
+int trust_state_check(const struct trust_state *st, char *err, size_t errlen);
+
 /* 0, or -1 with "value: must be within [0,1]" / "weight: ..." / "dimension: ...". */
 int trust_signal_check(const struct trust_signal *sig, char *err, size_t errlen);
 
@@ -105,7 +109,8 @@ long trust_base(const struct trust_state *st);
 /* The score at `now_ms`: base minus decay, clamped to 0..1000. */
 int trust_score(const struct trust_state *st, int64_t now_ms);
 
-/* Round half away from zero (C's round(), named for what the model requires). */
+/* Round half away from zero, after snapping x to a multiple of 1e-6 so that
+ * floating-point noise (13.499999999999998 for 13.5) cannot flip a tie. */
 double trust_round(double x);
 
 #endif
