@@ -2,8 +2,10 @@
  *
  * The cache is keyed "namespace/name" ("name" for cluster-scoped objects).
  * Each object passes through an optional transform hook before it is cached
- * (drop managedFields, big annotations, ... to save memory). Handlers run on
- * the informer's own thread, in event order. On every relist (first start,
+ * (drop managedFields, big annotations, ... to save memory). Handlers run
+ * one at a time, in the order changes are applied, on the informer's thread
+ * (or its resync timer's); they may call informer_get/list but must not
+ * call informer_stop/free. On every relist (first start,
  * or after a 410) the fresh list is diffed against the cache: vanished
  * objects give on_delete, new ones on_add, changed resourceVersions
  * on_update, so no change is lost across a relist.
@@ -21,8 +23,9 @@
 #include "controller/kube_client.h"
 #include "controller/kube_watch.h"
 
-/* Takes ownership of `obj`, returns the object to cache (may be `obj`
- * itself, edited), or NULL to leave it out of the cache entirely. */
+/* Takes ownership of `obj` (a private deep copy of what the server sent),
+ * returns the object to cache (may be `obj` itself, edited), or NULL to
+ * leave it out of the cache entirely. */
 typedef json_t *(*informer_transform_fn)(json_t *obj, void *arg);
 
 /* Any handler may be NULL. Objects are borrowed for the call (incref to keep). */

@@ -43,6 +43,7 @@ void kube_watch_event_clear(struct kube_watch_event *ev);
 enum kube_watch_verdict {
     KUBE_WATCH_CONTINUE,   /* keep reading */
     KUBE_WATCH_GONE,       /* 410: the resourceVersion is too old, relist */
+    KUBE_WATCH_FAILED,     /* another ERROR event: reconnect after a backoff */
 };
 
 /* What the watch reports to its owner (the informer). Called from the
@@ -75,8 +76,9 @@ struct kube_watch_state {
     enum kube_watch_verdict verdict;
 };
 /* Handles one line: decodes it, updates st->rv, dispatches ADDED/MODIFIED/
- * DELETED, and sets st->verdict to GONE on an ERROR with code 410. Returns
- * non-zero when the stream should stop (so it fits kube_line_fn). */
+ * DELETED, and on an ERROR event sets st->verdict (GONE for code 410, else
+ * FAILED). Malformed lines are counted and skipped. Returns non-zero when
+ * the stream should stop (so it fits kube_line_fn). */
 int kube_watch_handle_line(struct kube_watch_state *st, const char *line, size_t len);
 
 /* Runs until *stop becomes non-zero: relist (unless opts->resource_version),

@@ -1,0 +1,526 @@
+/* informer.c — list + watch into a cache, the informer of informer.h.
+ *
+ * Two locks: `mu` guards the cache, the resourceVersion and the synced
+ * flag and is held only for map operations, so readers (workers calling
+ * informer_get) never wait on a handler; `dispatch_mu` serialises the
+ * writers (watch events, relists, resync) so handlers run one at a time,
+ * in the order the changes were applied. Handlers are called without `mu`
+ * and may read the informer. */
+#include "controller/informer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "controller/strmap.h"
+
+#define LIST_PAGE 500
+
+struct informer {
+    struct kube_client *c;
+    struct informer_opts o;       /* string fields point at the copies below */
+    char *ns, *label_selector, *field_selector, *start_rv;
+    char what[128];               /* "group/version/resource" for logs */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;          /* synced, stop (resync timer) */
+    struct strmap *cache;         /* key -> json_t * (one reference) */
+    char rv[64];
+    int synced;
+
+    pthread_mutex_t dispatch_mu;
+    pthread_t thread, resync_thread;
+    int running, resync_running;
+    volatile int stop;
+};
+
+static char *dup_opt(const char *s, int *failed)
+{
+    if (!s || !s[0])
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *failed = 1;
+    return d;
+}
+
+struct informer *informer_new(struct kube_client *c, const struct informer_opts *opts)
+{
+    struct informer *inf = calloc(1, sizeof(*inf));
+    if (!inf)
+        return NULL;
+    int failed = 0;
+    inf->c = c;
+    inf->o = *opts;
+    inf->ns = dup_opt(opts->ns, &failed);
+    inf->label_selector = dup_opt(opts->label_selector, &failed);
+    inf->field_selector = dup_opt(opts->field_selector, &failed);
+    inf->start_rv = dup_opt(opts->resource_version, &failed);
+    inf->o.ns = inf->ns;
+    inf->o.label_selector = inf->label_selector;
+    inf->o.field_selector = inf->field_selector;
+    inf->o.resource_version = inf->start_rv;
+    const struct kube_gvr *g = &opts->gvr;
+    snprintf(inf->what, sizeof(inf->what), "%s%s%s/%s", g->group ? g->group : "",
+             g->group && g->group[0] ? "/" : "", g->version ? g->version : "",
+             g->resource ? g->resource : "");
+    inf->cache = strmap_new();
+    pthread_condattr_t ca;
+    int cond_ok = pthread_condattr_init(&ca) == 0;
+    if (cond_ok) {
+        cond_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                  pthread_cond_init(&inf->cond, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (failed || !inf->cache || !cond_ok || pthread_mutex_init(&inf->mu, NULL) != 0 ||
+        pthread_mutex_init(&inf->dispatch_mu, NULL) != 0) {
+        /* mutexes need no destroy on this path: pthread_mutex_init cannot fail on Linux */
+        if (cond_ok)
+            pthread_cond_destroy(&inf->cond);
+        strmap_free(inf->cache, NULL);
+        free(inf->ns);
+        free(inf->label_selector);
+        free(inf->field_selector);
+        free(inf->start_rv);
+        free(inf);
+        return NULL;
+    }
+    return inf;
+}
+
+static void decref_value(void *v)
+{
+    json_decref(v);
+}
+
+void informer_free(struct informer *inf)
+{
+    if (!inf)
+        return;
+    informer_stop(inf);
+    strmap_free(inf->cache, decref_value);
+    pthread_cond_destroy(&inf->cond);
+    pthread_mutex_destroy(&inf->mu);
+    pthread_mutex_destroy(&inf->dispatch_mu);
+    free(inf->ns);
+    free(inf->label_selector);
+    free(inf->field_selector);
+    free(inf->start_rv);
+    free(inf);
+}
+
+int informer_key(const json_t *obj, char *buf, size_t buflen)
+{
+    const char *name = json_str_at(obj, "metadata.name");
+    const char *ns = json_str_at(obj, "metadata.namespace");
+    if (!name || !name[0])
+        return -1;
+    int n = ns && ns[0] ? snprintf(buf, buflen, "%s/%s", ns, name) : snprintf(buf, buflen, "%s", name);
+    return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+int informer_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen)
+{
+    const char *slash = strchr(key, '/');
+    size_t nsl = slash ? (size_t)(slash - key) : 0;
+    const char *nm = slash ? slash + 1 : key;
+    if (nsl >= nslen || strlen(nm) >= namelen)
+        return -1;
+    memcpy(ns, key, nsl);
+    ns[nsl] = '\0';
+    memcpy(name, nm, strlen(nm) + 1);
+    return 0;
+}
+
+/* The object as it will be cached: a private copy run through the
+ * transform (the copy keeps the caller's object untouched), or a plain new
+ * reference without a transform. NULL = leave it out of the cache. */
+static json_t *cacheable(struct informer *inf, json_t *obj)
+{
+    if (!inf->o.transform)
+        return json_incref(obj);
+    json_t *copy = json_deep_copy(obj);
+    if (!copy) {
+        log_error("informer", "resource=%s out of memory copying an object", inf->what);
+        return NULL;
+    }
+    return inf->o.transform(copy, inf->o.transform_arg);
+}
+
+static const char *rv_of(const json_t *obj)
+{
+    const char *rv = json_str_at(obj, "metadata.resourceVersion");
+    return rv ? rv : "";
+}
+
+static void set_rv_locked(struct informer *inf, const char *rv)
+{
+    if (rv && rv[0] && strlen(rv) < sizeof(inf->rv))
+        memcpy(inf->rv, rv, strlen(rv) + 1);
+}
+
+static void call_add(struct informer *inf, const json_t *obj)
+{
+    if (inf->o.handlers.on_add)
+        inf->o.handlers.on_add(inf->o.handlers.arg, obj);
+}
+
+static void call_update(struct informer *inf, const json_t *old_obj, const json_t *new_obj)
+{
+    if (inf->o.handlers.on_update)
+        inf->o.handlers.on_update(inf->o.handlers.arg, old_obj, new_obj);
+}
+
+static void call_delete(struct informer *inf, const json_t *obj)
+{
+    if (inf->o.handlers.on_delete)
+        inf->o.handlers.on_delete(inf->o.handlers.arg, obj);
+}
+
+/* Drops `key` from the cache and reports the deletion, if it was cached. */
+static void remove_key(struct informer *inf, const char *key)
+{
+    pthread_mutex_lock(&inf->mu);
+    json_t *old = strmap_remove(inf->cache, key);
+    pthread_mutex_unlock(&inf->mu);
+    if (old) {
+        call_delete(inf, old);
+        json_decref(old);
+    }
+}
+
+void informer_apply_event(struct informer *inf, enum kube_event_type type, json_t *obj)
+{
+    char key[512];
+    if (type != KUBE_EVENT_ADDED && type != KUBE_EVENT_MODIFIED && type != KUBE_EVENT_DELETED)
+        return;
+    if (informer_key(obj, key, sizeof(key)) != 0) {
+        log_warn("informer", "resource=%s %s event without a usable metadata.name, ignored",
+                 inf->what, kube_event_type_name(type));
+        return;
+    }
+    pthread_mutex_lock(&inf->dispatch_mu);
+    pthread_mutex_lock(&inf->mu);
+    set_rv_locked(inf, rv_of(obj));
+    pthread_mutex_unlock(&inf->mu);
+
+    json_t *obj_new = type == KUBE_EVENT_DELETED ? NULL : cacheable(inf, obj);
+    if (!obj_new) {
+        /* deleted, or transformed out of the cache */
+        remove_key(inf, key);
+        pthread_mutex_unlock(&inf->dispatch_mu);
+        return;
+    }
+    void *old = NULL;
+    pthread_mutex_lock(&inf->mu);
+    int rc = strmap_put(inf->cache, key, obj_new, &old);
+    pthread_mutex_unlock(&inf->mu);
+    if (rc != 0) {
+        log_error("informer", "resource=%s out of memory caching %s", inf->what, key);
+        json_decref(obj_new);
+    } else if (old) {
+        call_update(inf, old, obj_new);
+        json_decref(old);
+    } else {
+        call_add(inf, obj_new);
+    }
+    pthread_mutex_unlock(&inf->dispatch_mu);
+}
+
+/* Builds the new cache from a list's items. NULL on allocation failure. */
+static struct strmap *map_of_items(struct informer *inf, const json_t *items)
+{
+    struct strmap *m = strmap_new();
+    if (!m)
+        return NULL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        char key[512];
+        if (informer_key(item, key, sizeof(key)) != 0) {
+            log_warn("informer", "resource=%s list item %zu has no usable metadata.name, ignored",
+                     inf->what, i);
+            continue;
+        }
+        json_t *obj = cacheable(inf, item);
+        if (!obj)
+            continue;
+        void *old = NULL;
+        if (strmap_put(m, key, obj, &old) != 0) {
+            json_decref(obj);
+            strmap_free(m, decref_value);
+            return NULL;
+        }
+        json_decref(old);
+    }
+    return m;
+}
+
+/* Diff pass 1: everything in the old cache missing from the new list. */
+struct diff {
+    struct informer *inf;
+    struct strmap *other;
+};
+
+static int report_vanished(const char *key, void *val, void *arg)
+{
+    struct diff *d = arg;
+    if (!strmap_has(d->other, key))
+        call_delete(d->inf, val);
+    return 0;
+}
+
+/* Diff pass 2: new objects are adds, changed resourceVersions updates. */
+static int report_new_or_changed(const char *key, void *val, void *arg)
+{
+    struct diff *d = arg;
+    json_t *old = strmap_get(d->other, key);
+    if (!old)
+        call_add(d->inf, val);
+    else if (strcmp(rv_of(old), rv_of(val)) != 0)
+        call_update(d->inf, old, val);
+    return 0;
+}
+
+int informer_replace(struct informer *inf, const json_t *list)
+{
+    const json_t *items = json_object_get(list, "items");
+    if (!json_is_array(items)) {
+        log_error("informer", "resource=%s list reply has no \"items\" array", inf->what);
+        return -1;
+    }
+    pthread_mutex_lock(&inf->dispatch_mu);
+    struct strmap *fresh = map_of_items(inf, items);
+    if (!fresh) {
+        pthread_mutex_unlock(&inf->dispatch_mu);
+        log_error("informer", "resource=%s out of memory building the cache", inf->what);
+        return -1;
+    }
+    pthread_mutex_lock(&inf->mu);
+    struct strmap *old = inf->cache;
+    inf->cache = fresh;
+    set_rv_locked(inf, json_str_at(list, "metadata.resourceVersion"));
+    inf->synced = 1;
+    pthread_cond_broadcast(&inf->cond);
+    pthread_mutex_unlock(&inf->mu);
+
+    /* `fresh` is only changed by writers, and we are the writer: safe to walk unlocked */
+    struct diff gone = {inf, fresh}, added = {inf, old};
+    strmap_foreach(old, report_vanished, &gone);
+    strmap_foreach(fresh, report_new_or_changed, &added);
+    pthread_mutex_unlock(&inf->dispatch_mu);
+    log_debug("informer", "resource=%s relisted: %zu objects (was %zu)", inf->what,
+              strmap_count(fresh), strmap_count(old));
+    strmap_free(old, decref_value);
+    return 0;
+}
+
+static int append_ref(const char *key, void *val, void *arg)
+{
+    (void)key;
+    return json_array_append(arg, val);
+}
+
+json_t *informer_list(struct informer *inf)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return NULL;
+    pthread_mutex_lock(&inf->mu);
+    int rc = strmap_foreach(inf->cache, append_ref, arr);
+    pthread_mutex_unlock(&inf->mu);
+    if (rc != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+void informer_resync(struct informer *inf)
+{
+    pthread_mutex_lock(&inf->dispatch_mu);
+    json_t *all = informer_list(inf);
+    size_t i;
+    json_t *obj;
+    json_array_foreach(all, i, obj)
+        call_update(inf, obj, obj);
+    json_decref(all);
+    pthread_mutex_unlock(&inf->dispatch_mu);
+}
+
+json_t *informer_get(struct informer *inf, const char *key)
+{
+    pthread_mutex_lock(&inf->mu);
+    json_t *obj = json_incref(strmap_get(inf->cache, key));
+    pthread_mutex_unlock(&inf->mu);
+    return obj;
+}
+
+json_t *informer_get_by_name(struct informer *inf, const char *ns, const char *name)
+{
+    char key[512];
+    int n = ns && ns[0] ? snprintf(key, sizeof(key), "%s/%s", ns, name)
+                        : snprintf(key, sizeof(key), "%s", name);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return NULL;
+    return informer_get(inf, key);
+}
+
+size_t informer_count(struct informer *inf)
+{
+    pthread_mutex_lock(&inf->mu);
+    size_t n = strmap_count(inf->cache);
+    pthread_mutex_unlock(&inf->mu);
+    return n;
+}
+
+int informer_has_synced(struct informer *inf)
+{
+    pthread_mutex_lock(&inf->mu);
+    int s = inf->synced;
+    pthread_mutex_unlock(&inf->mu);
+    return s;
+}
+
+/* An absolute CLOCK_MONOTONIC time `seconds` from now, for timed waits. */
+static struct timespec deadline_in(double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double whole = floor(seconds);
+    ts.tv_sec += (time_t)whole;
+    ts.tv_nsec += (long)((seconds - whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int informer_wait_synced(struct informer *inf, double timeout)
+{
+    struct timespec until = deadline_in(timeout);
+    pthread_mutex_lock(&inf->mu);
+    int rc = 0;
+    while (!inf->synced && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&inf->cond, &inf->mu, &until);
+    int s = inf->synced;
+    pthread_mutex_unlock(&inf->mu);
+    return s;
+}
+
+void informer_resource_version(struct informer *inf, char *buf, size_t buflen)
+{
+    pthread_mutex_lock(&inf->mu);
+    snprintf(buf, buflen, "%s", inf->rv);
+    pthread_mutex_unlock(&inf->mu);
+}
+
+/* kube_watch relist handler: every page (limit 500) into the cache. */
+static int relist(void *arg, char *rv, size_t rvlen)
+{
+    struct informer *inf = arg;
+    struct kube_list_opts lo = {
+        .label_selector = inf->label_selector,
+        .field_selector = inf->field_selector,
+        .limit = LIST_PAGE,
+    };
+    struct kube_result res = {0};
+    int rc = kube_list_all(inf->c, &inf->o.gvr, inf->ns, &lo, &res);
+    if (rc != 0) {
+        log_warn("informer", "resource=%s list failed: status=%d reason=%s msg=\"%s\"", inf->what,
+                 res.status, res.reason, res.message);
+    } else {
+        rc = informer_replace(inf, res.body);
+        const char *list_rv = json_str_at(res.body, "metadata.resourceVersion");
+        snprintf(rv, rvlen, "%s", rc == 0 && list_rv ? list_rv : "");
+    }
+    kube_result_free(&res);
+    return rc;
+}
+
+/* kube_watch event handler. */
+static void on_event(void *arg, enum kube_event_type type, json_t *obj)
+{
+    informer_apply_event(arg, type, obj);
+}
+
+static void *watch_thread(void *arg)
+{
+    struct informer *inf = arg;
+    struct kube_watch_opts wo = {
+        .gvr = &inf->o.gvr,
+        .ns = inf->ns,
+        .label_selector = inf->label_selector,
+        .field_selector = inf->field_selector,
+        .resource_version = inf->start_rv,
+    };
+    struct kube_watch_handlers h = {.relist = relist, .event = on_event, .arg = inf};
+    if (kube_watch_run(inf->c, &wo, &h, &inf->stop) != 0)
+        log_error("informer", "resource=%s watch could not start", inf->what);
+    return NULL;
+}
+
+static void *resync_thread(void *arg)
+{
+    struct informer *inf = arg;
+    for (;;) {
+        struct timespec until = deadline_in(inf->o.resync_seconds);
+        pthread_mutex_lock(&inf->mu);
+        int rc = 0;
+        while (!inf->stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&inf->cond, &inf->mu, &until);
+        int stop = inf->stop, synced = inf->synced;
+        pthread_mutex_unlock(&inf->mu);
+        if (stop)
+            return NULL;
+        if (synced)
+            informer_resync(inf);
+    }
+}
+
+int informer_start(struct informer *inf)
+{
+    if (!inf->c || inf->running) {
+        log_error("informer", "resource=%s cannot start: %s", inf->what,
+                  inf->c ? "already started" : "no client");
+        return -1;
+    }
+    inf->stop = 0;
+    int err = pthread_create(&inf->thread, NULL, watch_thread, inf);
+    if (err != 0) {
+        log_error("informer", "resource=%s thread: %s", inf->what, strerror(err));
+        return -1;
+    }
+    inf->running = 1;
+    if (inf->o.resync_seconds > 0) {
+        err = pthread_create(&inf->resync_thread, NULL, resync_thread, inf);
+        if (err != 0) {
+            log_error("informer", "resource=%s resync thread: %s", inf->what, strerror(err));
+            informer_stop(inf);
+            return -1;
+        }
+        inf->resync_running = 1;
+    }
+    return 0;
+}
+
+void informer_stop(struct informer *inf)
+{
+    if (!inf->running)
+        return;
+    pthread_mutex_lock(&inf->mu);
+    inf->stop = 1;
+    pthread_cond_broadcast(&inf->cond);
+    pthread_mutex_unlock(&inf->mu);
+    pthread_join(inf->thread, NULL);
+    if (inf->resync_running)
+        pthread_join(inf->resync_thread, NULL);
+    inf->running = inf->resync_running = 0;
+}
