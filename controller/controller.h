@@ -1,0 +1,56 @@
+/* controller.h — the shared state of the reconcilers.
+ *
+ * One `struct controller` per process, built by manager.c: the API client,
+ * the informers (AgentIdentity, TrustPolicy, and our label-scoped children),
+ * the work queues, the event recorder, the agent registry and the trust
+ * store. Reconcilers are plain functions of (controller, key). */
+#ifndef AGENTMESH_CONTROLLER_H
+#define AGENTMESH_CONTROLLER_H
+
+#include "controller/agent_registry.h"
+#include "controller/events.h"
+#include "controller/informer.h"
+#include "controller/kube_client.h"
+#include "controller/trust_store.h"
+#include "controller/workqueue.h"
+
+#include <pthread.h>
+
+extern const struct kube_gvr GVR_AGENTIDENTITIES;
+extern const struct kube_gvr GVR_TRUSTPOLICIES;
+extern const struct kube_gvr GVR_SERVICEACCOUNTS;
+extern const struct kube_gvr GVR_SECRETS;
+extern const struct kube_gvr GVR_NETWORKPOLICIES;
+extern const struct kube_gvr GVR_PODS;
+
+struct controller {
+    struct kube_client *client;
+    struct informer *agents, *policies, *sas, *secrets, *netpols;
+    struct workqueue *agent_queue, *policy_queue;
+    struct events *events;
+    struct agent_registry *registry;
+    struct trust_store *store;
+    const char *operator_namespace;
+    int api_port;
+    double status_min_interval;      /* non-tier score changes reach status at most this often (10 s) */
+    pthread_mutex_t throttle_lock;
+    struct strmap *last_status_write; /* "ns/name" -> double * (monotonic seconds) */
+};
+
+/* Reconciles one AgentIdentity ("ns/name"). 0 on success (with
+ * *requeue_after > 0 when it wants another look later), -1 to retry with backoff. */
+int agent_reconcile(struct controller *c, const char *key, double *requeue_after);
+/* Reconciles one TrustPolicy: validates it, counts matched agents, writes status. */
+int policy_reconcile(struct controller *c, const char *key, double *requeue_after);
+
+/* Queues every AgentIdentity of `ns` (a TrustPolicy there changed, or a peer's tier did). */
+void controller_enqueue_namespace(struct controller *c, const char *ns);
+
+/* Effective policy for an AgentIdentity: every TrustPolicy of its namespace
+ * that selects its labels, combined to the strictest; the defaults when none.
+ * Release with trust_policy_free. 0 / -1. */
+struct trust_policy;
+int controller_effective_policy(struct controller *c, const json_t *agid, struct trust_policy *out,
+                                char *err, size_t errlen);
+
+#endif
