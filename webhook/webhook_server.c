@@ -1,0 +1,139 @@
+/* webhook_server.c — HTTP handlers for the admission webhooks (see webhook_server.h).
+ *
+ * Each handler is decode → decide → encode, with the metrics around it. The
+ * decision functions are pure (inject.c, validate.c); this file only does
+ * the lookups they need and turns errors into HTTP status codes. */
+#include "webhook/webhook_server.h"
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "webhook/admission.h"
+#include "webhook/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct webhook {
+    struct webhook_config cfg;
+    struct metric *requests, *latency, *injections;
+};
+
+/* Sends `body` (or a 400/500 error) and records the request metrics. */
+static void finish(struct webhook *w, struct httpd_req *r, const char *path, double t0, int code,
+                   char *body, const char *reason) {
+    if (code == 200)
+        httpd_reply(r, 200, "application/json", body, strlen(body));
+    else
+        httpd_reply_error(r, code, code == 400 ? "BadRequest" : "InternalError", "%s", reason);
+    free(body);
+    char c[8];
+    snprintf(c, sizeof c, "%d", code);
+    metric_add(w->requests, 1, path, c);
+    metric_observe(w->latency, metrics_now() - t0, path);
+}
+
+/* Decodes the request body; on failure replies 400 and returns -1. */
+static int decode(struct webhook *w, struct httpd_req *r, const char *path, double t0,
+                  struct admission_request *ar) {
+    size_t len;
+    const char *body = httpd_body(r, &len);
+    char err[256];
+    if (admission_decode(body, len, ar, err, sizeof err) == 0) return 0;
+    log_warn("webhook", "%s: bad AdmissionReview: %s", path, err);
+    finish(w, r, path, t0, 400, NULL, err);
+    return -1;
+}
+
+static void reply(struct webhook *w, struct httpd_req *r, const char *path, double t0,
+                  const struct admission_request *ar, const struct admission_response *resp) {
+    char *body = admission_encode(ar, resp);
+    finish(w, r, path, t0, body ? 200 : 500, body, "encoding the AdmissionReview failed");
+}
+
+/* Runs the lookups and the injection decision for a pod CREATE. */
+static int decide_pod(struct webhook *w, const struct admission_request *ar,
+                      struct inject_result *res) {
+    const struct webhook_config *c = &w->cfg;
+    json_t *labels = c->ns_labels ? c->ns_labels(ar->namespace, c->ns_labels_arg) : NULL;
+    struct inject_input in = {.pod = ar->object, .namespace = ar->namespace,
+                              .namespace_labels = labels};
+    json_t *identity = NULL;
+    if (!inject_precheck(&in, &c->inject) && c->identity) {
+        int by_sa;
+        const char *key = inject_agent_key(ar->object, &by_sa);
+        identity = c->identity(ar->namespace, key, by_sa, c->identity_arg);
+        in.identity = identity;
+    }
+    int rc = inject_pod(&in, &c->inject, res);
+    json_decref(identity);
+    json_decref(labels);
+    return rc;
+}
+
+static void mutate(struct httpd_req *r, void *arg) {
+    struct webhook *w = arg;
+    double t0 = metrics_now();
+    struct admission_request ar;
+    if (decode(w, r, WEBHOOK_MUTATE_PATH, t0, &ar) != 0) return;
+    struct admission_response resp = {.allowed = 1};
+    struct inject_result res = {0};
+    int is_pod_create = strcmp(ar.kind, "Pod") == 0 && ar.group[0] == '\0' &&
+                        strcmp(ar.operation, "CREATE") == 0;
+    if (is_pod_create) {
+        if (decide_pod(w, &ar, &res) != 0) {
+            admission_request_free(&ar);
+            finish(w, r, WEBHOOK_MUTATE_PATH, t0, 500, NULL, "building the patch failed");
+            metric_add(w->injections, 1, "error", "internal");
+            return;
+        }
+        resp.patch = res.patch;
+        resp.warnings = res.warnings;
+        metric_add(w->injections, 1, res.skip ? "skipped" : "injected", res.skip ? res.skip : "");
+        if (!res.skip) log_debug("webhook", "injecting a pod in %s", ar.namespace);
+    }
+    reply(w, r, WEBHOOK_MUTATE_PATH, t0, &ar, &resp);
+    inject_result_free(&res);
+    admission_request_free(&ar);
+}
+
+static void validate(struct httpd_req *r, void *arg) {
+    struct webhook *w = arg;
+    double t0 = metrics_now();
+    struct admission_request ar;
+    if (decode(w, r, WEBHOOK_VALIDATE_PATH, t0, &ar) != 0) return;
+    char msg[512] = "";
+    struct admission_response resp = {
+        .allowed = validate_request(ar.kind, ar.operation, ar.object, ar.old_object, msg, sizeof msg),
+        .message = msg,
+    };
+    if (!resp.allowed)
+        log_info("webhook", "denied %s %s/%s: %s", ar.kind, ar.namespace, ar.name, msg);
+    reply(w, r, WEBHOOK_VALIDATE_PATH, t0, &ar, &resp);
+    admission_request_free(&ar);
+}
+
+struct webhook *webhook_register(struct httpd *h, const struct webhook_config *cfg) {
+    struct webhook *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->cfg = *cfg;
+    w->requests = metrics_counter("controller_runtime_webhook_requests_total",
+                                  "Admission requests served, by webhook path and HTTP code.",
+                                  "webhook,code");
+    w->latency = metrics_histogram("controller_runtime_webhook_latency_seconds",
+                                   "Admission request latency, by webhook path.", "webhook", NULL, 0);
+    w->injections = metrics_counter("agentmesh_sidecar_injections_total",
+                                    "Sidecar injection decisions, by result and skip reason.",
+                                    "result,reason");
+    if (!w->requests || !w->latency || !w->injections ||
+        httpd_route(h, "POST", WEBHOOK_MUTATE_PATH, 0, mutate, w) != 0 ||
+        httpd_route(h, "POST", WEBHOOK_VALIDATE_PATH, 0, validate, w) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void webhook_free(struct webhook *w) {
+    free(w);
+}
