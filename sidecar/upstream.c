@@ -1,0 +1,229 @@
+/* upstream.c — signed POSTs to the controller over libevent's evhttp client
+ * (see upstream.h). One connection per call, freed by libevent when the call
+ * completes; the only state kept between calls is the parsed URL and the
+ * TLS context. */
+#include "sidecar/upstream.h"
+
+#include "common/auth.h"
+#include "common/log.h"
+#include "common/tls.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define UPSTREAM_MAX_REPLY (1 << 20)
+
+struct upstream {
+    struct upstream_url url;
+    char connect_host[256];  /* host without IPv6 brackets */
+    char host_header[300];
+    int timeout;
+    SSL_CTX *tls;
+    struct keystore *ks;
+};
+
+struct call {
+    upstream_done done;
+    void *arg;
+    int have_error;
+    enum evhttp_request_error error;
+};
+
+int upstream_parse_url(const char *url, struct upstream_url *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
+    const char *why = NULL;
+    if (!u) {
+        why = "not a URL";
+    } else {
+        const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
+        const char *path = evhttp_uri_get_path(u);
+        if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+            why = "scheme must be http or https";
+        else if (!host || !*host || strlen(host) >= sizeof out->host)
+            why = "missing or overlong host";
+        else if (evhttp_uri_get_userinfo(u) || evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u))
+            why = "no user info, query or fragment allowed";
+        else if (path && strlen(path) >= sizeof out->prefix)
+            why = "path prefix too long";
+        else {
+            out->tls = strcmp(scheme, "https") == 0;
+            snprintf(out->host, sizeof out->host, "%s", host);
+            out->port = evhttp_uri_get_port(u);
+            if (out->port < 0) out->port = out->tls ? 443 : 80;
+            if (out->port == 0) why = "port must be 1..65535";
+            snprintf(out->prefix, sizeof out->prefix, "%s", path ? path : "");
+            size_t n = strlen(out->prefix);
+            while (n > 0 && out->prefix[n - 1] == '/') out->prefix[--n] = '\0';
+        }
+    }
+    if (u) evhttp_uri_free(u);
+    if (why) {
+        snprintf(err, errlen, "controller URL \"%.200s\": %s", url, why);
+        return -1;
+    }
+    return 0;
+}
+
+struct upstream *upstream_new(const char *url, const char *ca_file, int timeout_seconds,
+                              struct keystore *ks, char *err, size_t errlen) {
+    struct upstream *u = calloc(1, sizeof *u);
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (upstream_parse_url(url, &u->url, err, errlen) != 0) {
+        free(u);
+        return NULL;
+    }
+    const char *h = u->url.host;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') snprintf(u->connect_host, sizeof u->connect_host, "%.*s", (int)hl - 2, h + 1);
+    else snprintf(u->connect_host, sizeof u->connect_host, "%s", h);
+    int default_port = u->url.port == (u->url.tls ? 443 : 80);
+    if (default_port) snprintf(u->host_header, sizeof u->host_header, "%s", h);
+    else snprintf(u->host_header, sizeof u->host_header, "%s:%d", h, u->url.port);
+    if (u->url.tls) {
+        u->tls = tls_client_ctx(ca_file && *ca_file ? ca_file : NULL, err, errlen);
+        if (!u->tls) {
+            free(u);
+            return NULL;
+        }
+    }
+    u->timeout = timeout_seconds > 0 ? timeout_seconds : 10;
+    u->ks = ks;
+    return u;
+}
+
+void upstream_free(struct upstream *u) {
+    if (!u) return;
+    SSL_CTX_free(u->tls);
+    free(u);
+}
+
+static const char *error_text(enum evhttp_request_error e) {
+    switch (e) {
+    case EVREQ_HTTP_TIMEOUT: return "timed out";
+    case EVREQ_HTTP_EOF: return "connection failed or closed early";
+    case EVREQ_HTTP_INVALID_HEADER: return "invalid response header";
+    case EVREQ_HTTP_BUFFER_ERROR: return "connection error";
+    case EVREQ_HTTP_REQUEST_CANCEL: return "cancelled";
+    case EVREQ_HTTP_DATA_TOO_LONG: return "response too large";
+    }
+    return "unknown error";
+}
+
+static void on_error(enum evhttp_request_error e, void *arg) {
+    struct call *c = arg;
+    c->have_error = 1;
+    c->error = e;
+}
+
+/* Runs once per call (libevent calls it with req NULL after on_error). */
+static void on_done(struct evhttp_request *req, void *arg) {
+    struct call *c = arg;
+    int status = req ? evhttp_request_get_response_code(req) : 0;
+    if (status == 0) {
+        const char *why = c->have_error ? error_text(c->error) : "no response";
+        c->done(c->arg, 0, "", 0, why, c->have_error && c->error == EVREQ_HTTP_TIMEOUT);
+        free(c);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    char *body = malloc(n + 1);
+    if (!body || evbuffer_copyout(in, body, n) != (ev_ssize_t)n) {
+        c->done(c->arg, 0, "", 0, "out of memory reading the response", 0);
+    } else {
+        body[n] = '\0';
+        c->done(c->arg, status, body, n, NULL, 0);
+    }
+    free(body);
+    free(c);
+}
+
+/* A TLS bufferevent checking the controller's certificate and name. */
+static struct bufferevent *tls_bev(struct upstream *u, struct event_base *base) {
+    SSL *ssl = SSL_new(u->tls);
+    if (!ssl) return NULL;
+    unsigned char ip[16];
+    int is_ip = evutil_inet_pton(AF_INET, u->connect_host, ip) == 1 ||
+                evutil_inet_pton(AF_INET6, u->connect_host, ip) == 1;
+    int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->connect_host) == 1
+                   : SSL_set_tlsext_host_name(ssl, u->connect_host) == 1 &&
+                         SSL_set1_host(ssl, u->connect_host) == 1;
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+int upstream_post(struct upstream *u, struct event_base *base, const char *path, const char *body,
+                  size_t len, upstream_done done, void *arg) {
+    char target[512], auth[AUTH_HEADER_MAX];
+    if (snprintf(target, sizeof target, "%s%s", u->url.prefix, path) >= (int)sizeof target) return -1;
+    if (keystore_auth_header(u->ks, "POST", target, body, len, time(NULL), auth, sizeof auth) != 0)
+        return -1;
+
+    /* Deferred callbacks: a failure (say, an unresolvable name) is reported
+     * from the loop, never from inside evhttp_make_request. */
+    struct bufferevent *bev = u->tls ? tls_bev(u, base)
+                                     : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE |
+                                                                            BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) return -1;
+    struct evhttp_connection *conn =
+        evhttp_connection_base_bufferevent_new(base, NULL, bev, u->connect_host, (unsigned short)u->url.port);
+    if (!conn) {
+        bufferevent_free(bev);
+        return -1;
+    }
+    evhttp_connection_set_timeout(conn, u->timeout);
+    evhttp_connection_set_max_body_size(conn, UPSTREAM_MAX_REPLY);
+
+    struct call *c = calloc(1, sizeof *c);
+    struct evhttp_request *req = c ? evhttp_request_new(on_done, c) : NULL;
+    if (!req) {
+        free(c);
+        evhttp_connection_free(conn);
+        return -1;
+    }
+    evhttp_request_set_error_cb(req, on_error);
+    c->done = done;
+    c->arg = arg;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    int bad = evhttp_add_header(h, "Host", u->host_header) != 0 ||
+              evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
+              evhttp_add_header(h, "Accept", "application/json") != 0 ||
+              evhttp_add_header(h, "Authorization", auth) != 0 ||
+              evbuffer_add(evhttp_request_get_output_buffer(req), body, len) != 0;
+    if (bad) {
+        evhttp_request_free(req);
+        free(c);
+        evhttp_connection_free(conn);
+        return -1;
+    }
+    if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, target) != 0) {
+        free(c);                          /* libevent freed req */
+        evhttp_connection_free(conn);
+        return -1;
+    }
+    evhttp_connection_free_on_completion(conn);
+    log_debug("upstream", "POST %s%s", u->host_header, target);
+    return 0;
+}
