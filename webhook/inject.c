@@ -152,6 +152,19 @@ static const char *pod_namespace(const struct inject_input *in) {
     return ns ? ns : "";
 }
 
+/* The API server decodes pods into typed objects before calling us, so this
+ * only guards against callers (and fuzzers) sending shapes no pod has: we
+ * patch inside every container, which needs each to be an object. */
+static int containers_ok(const json_t *pod) {
+    const json_t *c = json_at(pod, "spec.containers"), *ic = json_at(pod, "spec.initContainers");
+    size_t i;
+    json_t *v;
+    if (json_array_size(c) == 0 || (ic && !json_is_array(ic))) return 0;
+    json_array_foreach(c, i, v) if (!json_is_object(v)) return 0;
+    json_array_foreach(ic, i, v) if (!json_is_object(v)) return 0;
+    return 1;
+}
+
 const char *inject_precheck(const struct inject_input *in, const struct inject_options *o) {
     const char *ns = pod_namespace(in);
     for (size_t i = 0; i < sizeof system_namespaces / sizeof *system_namespaces; i++)
@@ -165,7 +178,7 @@ const char *inject_precheck(const struct inject_input *in, const struct inject_o
                    streq(label(in->namespace_labels, "agentmesh-inject"), "enabled");
     if (!opted_in) return INJECT_SKIP_NOT_OPTED_IN;
     if (has_sidecar(in->pod)) return INJECT_SKIP_ALREADY;
-    if (json_array_size(json_at(in->pod, "spec.containers")) == 0) return INJECT_SKIP_INVALID_POD;
+    if (!containers_ok(in->pod)) return INJECT_SKIP_INVALID_POD;
     return NULL;
 }
 
