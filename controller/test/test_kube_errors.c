@@ -2,17 +2,25 @@
  * server (libevent evhttp on 127.0.0.1, started per test): error mapping
  * (Status JSON, non-JSON 503, connection refused), the request it sends
  * (headers, bearer token, apply content type and query encoding), list
- * pagination, and streams (split lines, LineTooLong, stop flag, error reply). */
+ * pagination, and streams (split lines, LineTooLong, stop flag, error reply).
+ * The same server also listens with TLS and demands a client certificate, to
+ * check CA / client certificate handling as files and as in-memory PEM. */
 #include "controller/kube_client.h"
+#include "controller/kube_internal.h"
 
 #include <arpa/inet.h>
 #include <check.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +35,16 @@
 static struct {
     pthread_mutex_t mu;
     char method[16], uri[2048], auth[256], ua[128], accept[128], ctype[128], body[4096];
+    char client_cn[64];   /* subject CN of the TLS client certificate, if any */
     int requests;
 } seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static struct event_base *base;
-static struct evhttp *http;
+static struct evhttp *http, *https;
+static SSL_CTX *tls_ctx;
 static pthread_t server_thread;
-static int port;
+static int port, tls_port;
+static char pki[] = "/tmp/kube-errors-pki-XXXXXX";   /* made once in main() */
 
 static const char *method_name(enum evhttp_cmd_type t) {
     switch (t) {
@@ -64,6 +75,13 @@ static void record(struct evhttp_request *req) {
     if (n >= sizeof seen.body) n = sizeof seen.body - 1;
     evbuffer_copyout(in, seen.body, n);
     seen.body[n] = '\0';
+    seen.client_cn[0] = '\0';
+    SSL *ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)));
+    X509 *peer = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    if (peer)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, seen.client_cn,
+                                  sizeof seen.client_cn);
+    X509_free(peer);
     seen.requests++;
     pthread_mutex_unlock(&seen.mu);
 }
@@ -170,17 +188,44 @@ static int local_port(evutil_socket_t fd) {
     return ntohs(sa.sin_port);
 }
 
+static const char *pki_file(const char *name) {
+    static char path[4][128];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", pki, name);
+    return p;
+}
+
+/* TLS connections: the server demands a client certificate signed by the test CA. */
+static struct bufferevent *tls_bev(struct event_base *b, void *arg) {
+    SSL *ssl = SSL_new(tls_ctx);
+    return ssl ? bufferevent_openssl_socket_new(b, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+}
+
+static struct evhttp *listener(int *bound_port) {
+    struct evhttp *h = evhttp_new(base);
+    ck_assert_ptr_nonnull(h);
+    evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+                                      EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(h, handle, NULL);
+    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(h, "127.0.0.1", 0);
+    ck_assert_ptr_nonnull(s);
+    *bound_port = local_port(evhttp_bound_socket_get_fd(s));
+    return h;
+}
+
 static void server_start(void) {
     ck_assert_int_eq(evthread_use_pthreads(), 0);
     base = event_base_new();
-    http = evhttp_new(base);
-    ck_assert_ptr_nonnull(http);
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
-                                         EVHTTP_REQ_DELETE);
-    evhttp_set_gencb(http, handle, NULL);
-    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
-    ck_assert_ptr_nonnull(s);
-    port = local_port(evhttp_bound_socket_get_fd(s));
+    http = listener(&port);
+    tls_ctx = SSL_CTX_new(TLS_server_method());
+    ck_assert_ptr_nonnull(tls_ctx);
+    ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(tls_ctx, pki_file("server.crt")), 1);
+    ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(tls_ctx, pki_file("server.key"), SSL_FILETYPE_PEM), 1);
+    ck_assert_int_eq(SSL_CTX_load_verify_locations(tls_ctx, pki_file("ca.crt"), NULL), 1);
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    https = listener(&tls_port);
+    evhttp_set_bevcb(https, tls_bev, NULL);
     ck_assert_int_eq(pthread_create(&server_thread, NULL, serve, NULL), 0);
 }
 
@@ -188,6 +233,8 @@ static void server_stop(void) {
     event_base_loopexit(base, NULL);
     pthread_join(server_thread, NULL);
     evhttp_free(http);
+    evhttp_free(https);
+    SSL_CTX_free(tls_ctx);
     event_base_free(base);
 }
 
@@ -443,7 +490,103 @@ START_TEST(stream_stop_flag) {
 }
 END_TEST
 
+/* ---- TLS: CA and client certificates, as files and as PEM in memory ---- */
+
+static char *slurp(const char *path) {
+    char err[256];
+    char *s = kube_read_file(path, 1 << 16, 0, NULL, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    return s;
+}
+
+/* GETs /version over TLS with `cfg` (server filled in); returns the result. */
+static int tls_get(struct kube_config *cfg, struct kube_result *r) {
+    char server[64], err[512];
+    snprintf(server, sizeof server, "https://127.0.0.1:%d", tls_port);
+    cfg->server = server;
+    struct kube_client *c = kube_client_new(cfg, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    int rc = kube_get_path(c, "/version", r);
+    kube_client_free(c);
+    return rc;
+}
+
+START_TEST(tls_pem_in_memory) {
+    struct kube_config cfg = {.ca_data = slurp(pki_file("ca.crt")), .client_cert_data = slurp(pki_file("client.crt")),
+                              .client_key_data = slurp(pki_file("client.key"))};
+    struct kube_result r;
+    ck_assert_msg(tls_get(&cfg, &r) == 0, "%d %s: %s", r.status, r.reason, r.message);
+    ck_assert_str_eq(seen.client_cn, "kube-client-test");
+    kube_result_free(&r);
+    cfg.server = NULL;
+    kube_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(tls_files) {
+    struct kube_config cfg = {.ca_file = (char *)pki_file("ca.crt"), .client_cert_file = (char *)pki_file("client.crt"),
+                              .client_key_file = (char *)pki_file("client.key")};
+    struct kube_result r;
+    ck_assert_msg(tls_get(&cfg, &r) == 0, "%d %s: %s", r.status, r.reason, r.message);
+    ck_assert_str_eq(seen.client_cn, "kube-client-test");
+    kube_result_free(&r);
+}
+END_TEST
+
+START_TEST(tls_rejects_unknown_server) {
+    /* A CA that did not sign the server: refused, with curl's reason. */
+    struct kube_config cfg = {.ca_data = slurp(pki_file("other-ca.crt")),
+                              .client_cert_data = slurp(pki_file("client.crt")),
+                              .client_key_data = slurp(pki_file("client.key"))};
+    struct kube_result r;
+    ck_assert_int_eq(tls_get(&cfg, &r), -1);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.reason, "TransportError");
+    ck_assert_msg(strstr(r.message, "certificate") != NULL, "%s", r.message);
+    /* insecure-skip-tls-verify accepts it. */
+    cfg.insecure_skip_tls_verify = 1;
+    ck_assert_msg(tls_get(&cfg, &r) == 0, "%d %s: %s", r.status, r.reason, r.message);
+    kube_result_free(&r);
+    cfg.server = NULL;
+    kube_config_free(&cfg);
+    /* A missing CA file is reported when the client is made, not at the first call. */
+    char err[512];
+    struct kube_config bad = {.server = "https://127.0.0.1:1", .ca_file = "/nonexistent/ca.crt"};
+    ck_assert_ptr_null(kube_client_new(&bad, err, sizeof err));
+    ck_assert_msg(strstr(err, "certificate-authority: cannot read /nonexistent/ca.crt") != NULL, "%s", err);
+}
+END_TEST
+
+/* A throw-away PKI made with the openssl tool: CA, a second CA, server and client certs. */
+static int make_pki(void) {
+    if (!mkdtemp(pki)) return -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && ( E='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+             "openssl req -x509 $E -days 2 -subj /CN=test-ca -keyout ca.key -out ca.crt && "
+             "openssl req -x509 $E -days 2 -subj /CN=other-ca -keyout other-ca.key -out other-ca.crt && "
+             "openssl req $E -subj /CN=127.0.0.1 -keyout server.key -out server.csr && "
+             "printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf && "
+             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+             "-extfile san.cnf -out server.crt && "
+             "openssl req $E -subj /CN=kube-client-test -keyout client.key -out client.csr && "
+             "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt"
+             " ) >openssl.log 2>&1 || { cat openssl.log >&2; exit 1; }",
+             pki);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void remove_pki(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", pki);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", pki);
+}
+
 int main(void) {
+    if (make_pki() != 0) {
+        fprintf(stderr, "cannot make the test PKI with openssl\n");
+        return EXIT_FAILURE;
+    }
     Suite *s = suite_create("kube_errors");
     TCase *tc = tcase_create("wire");
     tcase_add_checked_fixture(tc, server_start, server_stop);
@@ -455,10 +598,14 @@ int main(void) {
     tcase_add_test(tc, list_all_pages);
     tcase_add_test(tc, stream_lines);
     tcase_add_test(tc, stream_stop_flag);
+    tcase_add_test(tc, tls_pem_in_memory);
+    tcase_add_test(tc, tls_files);
+    tcase_add_test(tc, tls_rejects_unknown_server);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    remove_pki();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
