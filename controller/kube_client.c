@@ -259,8 +259,10 @@ static char *token_for_request(struct kube_client *c) {
     pthread_mutex_lock(&c->token_mu);
     if (c->cfg.token_file && now_seconds() - c->token_read_at >= TOKEN_TTL_SECONDS) {
         char err[512];
-        if (reload_token(c, err, sizeof err) != 0)
+        if (reload_token(c, err, sizeof err) != 0) {
+            c->token_read_at = now_seconds();   /* retry in a minute, not on every call */
             log_warn("kube", "token file not re-read, keeping the previous token: %s", err);
+        }
     }
     char *t = c->token ? strdup(c->token) : NULL;
     pthread_mutex_unlock(&c->token_mu);
