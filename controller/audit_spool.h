@@ -45,16 +45,24 @@ int audit_spool_push(struct audit_spool *sp, const char *payload, size_t len, ch
 int audit_spool_drain(struct audit_spool *sp, audit_spool_sink_fn sink, void *arg,
                       size_t *delivered, char *err, size_t errlen);
 
-/* The one call for emitting: keeps order with what is already spooled.
- * Empty spool: try the sink directly, spool on failure. Non-empty: spool,
- * then drain. 0 when delivered or safely spooled, -1 when neither was
- * possible (spool full / disk error) — the event is then NOT stored. */
+/* The one call for emitting; keeps order with what is already spooled.
+ * Empty spool: try the sink directly, spool on failure. Non-empty: spool
+ * only (the drainer or an explicit drain delivers it after the older ones),
+ * so a down destination costs at most one failed attempt per drain period.
+ * 0 when delivered or safely spooled, -1 when neither was possible (spool
+ * full, disk error, or the sink rejected the payload) — the event is then
+ * NOT stored and err says why. */
 int audit_spool_deliver(struct audit_spool *sp, const char *payload, size_t len,
                         audit_spool_sink_fn sink, void *arg, char *err, size_t errlen);
 
+/* Starts a thread that drains into `sink` every interval_ms (0 = 5000)
+ * while anything is spooled; stopped by audit_spool_close. 0 or -1. */
+int audit_spool_start_drainer(struct audit_spool *sp, audit_spool_sink_fn sink, void *arg,
+                              int interval_ms, char *err, size_t errlen);
+
 size_t audit_spool_count(struct audit_spool *sp);
 size_t audit_spool_bytes(struct audit_spool *sp);
-/* 1 while the last push failed for lack of room (cleared once a push fits). */
+/* 1 after a push failed for lack of room, until a push fits or a drain frees room. */
 int audit_spool_is_full(struct audit_spool *sp);
 
 #endif

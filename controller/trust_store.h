@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "controller/trust_engine.h"
 
@@ -94,6 +96,18 @@ struct redis_options;
  * once to check the URL and credentials (-> NULL with err when it cannot),
  * then reconnects on demand. Keys are prefixed "agentmesh:". */
 struct trust_store *trust_store_redis_new(const struct redis_options *opt, char *err, size_t errlen);
+
+/* Backends' shared argument check: TS_OK, or TS_INVALID with
+ * "<what>: must be 1..256 characters". */
+static inline int trust_store_check_key(const char *what, const char *key, char *err, size_t errlen)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || n > TRUST_STORE_MAX_KEY) {
+        snprintf(err, errlen, "%s: must be 1..%d characters", what, TRUST_STORE_MAX_KEY);
+        return TS_INVALID;
+    }
+    return TS_OK;
+}
 
 /* Convenience wrappers, so call sites read as verbs. */
 static inline int trust_store_get(struct trust_store *s, const char *did, struct trust_state *out,

@@ -185,16 +185,6 @@ static void table_remove(struct table *t, struct entry **pp)
     t->count--;
 }
 
-static int check_key(const char *what, const char *key, char *err, size_t errlen)
-{
-    size_t n = key ? strlen(key) : 0;
-    if (n == 0 || n > TRUST_STORE_MAX_KEY) {
-        snprintf(err, errlen, "%s: must be 1..%d characters", what, TRUST_STORE_MAX_KEY);
-        return TS_INVALID;
-    }
-    return TS_OK;
-}
-
 static struct memstore *M(struct trust_store *s)
 {
     return (struct memstore *)s;
@@ -214,7 +204,7 @@ static int unlock_notify(struct memstore *m, const char *did, int rc)
 static int mem_get(struct trust_store *s, const char *did, struct trust_state *out, char *err, size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("did", did, err, errlen))
+    if (trust_store_check_key("did", did, err, errlen))
         return TS_INVALID;
     pthread_mutex_lock(&m->mu);
     struct entry *e = table_get(&m->agents, did, 0);
@@ -229,7 +219,7 @@ static int mem_store_state(struct trust_store *s, const char *did, const struct 
                            char *err, size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("did", did, err, errlen) || trust_state_check(st, err, errlen) < 0)
+    if (trust_store_check_key("did", did, err, errlen) || trust_state_check(st, err, errlen) < 0)
         return TS_INVALID;
     pthread_mutex_lock(&m->mu);
     struct entry *e = table_get(&m->agents, did, 0);
@@ -267,7 +257,7 @@ static int mem_set_params(struct trust_store *s, const char *did, const struct t
                           size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("did", did, err, errlen) || trust_params_check(p, err, errlen) < 0)
+    if (trust_store_check_key("did", did, err, errlen) || trust_params_check(p, err, errlen) < 0)
         return TS_INVALID;
     pthread_mutex_lock(&m->mu);
     struct entry *e = table_get(&m->agents, did, 0);
@@ -280,7 +270,7 @@ static int mem_apply(struct trust_store *s, const char *did, const struct trust_
                      struct trust_state *out, char *err, size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
+    if (trust_store_check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
         return TS_INVALID;
     pthread_mutex_lock(&m->mu);
     struct entry *e = table_get(&m->agents, did, 0);
@@ -297,7 +287,7 @@ static int mem_apply(struct trust_store *s, const char *did, const struct trust_
 static int mem_remove(struct trust_store *s, const char *did, char *err, size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("did", did, err, errlen))
+    if (trust_store_check_key("did", did, err, errlen))
         return TS_INVALID;
     pthread_mutex_lock(&m->mu);
     struct entry **pp = table_slot(&m->agents, did, hash_key(did), 0);
@@ -311,7 +301,7 @@ static int mem_put_challenge(struct trust_store *s, const char *id, const char *
                              char *err, size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("challenge id", id, err, errlen))
+    if (trust_store_check_key("challenge id", id, err, errlen))
         return TS_INVALID;
     if (!value || strlen(value) >= TRUST_STORE_MAX_VALUE || ttl_ms <= 0) {
         snprintf(err, errlen, "challenge: value must be under %d bytes and ttl positive", TRUST_STORE_MAX_VALUE);
@@ -336,7 +326,7 @@ static int mem_take_challenge(struct trust_store *s, const char *id, char *value
                               size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("challenge id", id, err, errlen))
+    if (trust_store_check_key("challenge id", id, err, errlen))
         return TS_INVALID;
     pthread_mutex_lock(&m->mu);
     struct entry **pp = table_slot(&m->challenges, id, hash_key(id), mono_ms());
@@ -359,7 +349,7 @@ static int mem_take_challenge(struct trust_store *s, const char *id, char *value
 static int mem_remember(struct trust_store *s, const char *key, int64_t ttl_ms, char *err, size_t errlen)
 {
     struct memstore *m = M(s);
-    if (check_key("replay key", key, err, errlen))
+    if (trust_store_check_key("replay key", key, err, errlen))
         return TS_INVALID;
     if (ttl_ms <= 0) {
         snprintf(err, errlen, "replay ttl must be positive");

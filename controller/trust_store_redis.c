@@ -1,0 +1,464 @@
+/* trust_store_redis.c — the trust store shared by all replicas, in Redis.
+ *
+ * Keys (all under "agentmesh:"):
+ *   agentmesh:trust:<did>       hash  d0..d4 (dimensions, weight order),
+ *                                     lp (last positive signal, unix ms),
+ *                                     w0..w4, dph, df (scoring parameters)
+ *   agentmesh:challenge:<id>    string, SET NX PX; taken with GETDEL
+ *   agentmesh:replay:<key>      string, SET NX PX
+ * Every state change publishes the DID on agentmesh:trust_updates.
+ *
+ * Signals are applied server-side by a Lua script doing trust_engine's
+ * arithmetic in the same IEEE double operations and order, with numbers
+ * carried as "%.17g" strings both ways so nothing is lost in transit: a
+ * signal applied here and in C gives the same bits. Scripts run by EVALSHA,
+ * falling back to EVAL when the server answers NOSCRIPT (restart, flush). */
+#include "controller/trust_store.h"
+
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "controller/redis_conn.h"
+
+#define UPDATES_CHANNEL "agentmesh:trust_updates"
+#define NFIELDS 13       /* d0..d4 lp w0..w4 dph df */
+
+static const char *const field_names[NFIELDS] = {"d0", "d1", "d2", "d3", "d4", "lp", "w0",
+                                                 "w1", "w2", "w3", "w4", "dph", "df"};
+
+/* KEYS[1] state; ARGV did, dim index, value, weight, now_ms. Mirrors trust_apply_signal. */
+static const char apply_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
+    "local f = 'd' .. ARGV[2]\n"
+    "local d = tonumber(redis.call('HGET', KEYS[1], f))\n"
+    "local v = tonumber(ARGV[3])\n"
+    "local a = 0.1 * tonumber(ARGV[4])\n"
+    "if a > 1 then a = 1 end\n"
+    "d = d * (1 - a) + 100 * v * a\n"
+    "redis.call('HSET', KEYS[1], f, string.format('%.17g', d))\n"
+    "if v >= 0.5 and tonumber(ARGV[5]) > tonumber(redis.call('HGET', KEYS[1], 'lp')) then\n"
+    "  redis.call('HSET', KEYS[1], 'lp', ARGV[5])\n"
+    "end\n"
+    "redis.call('PUBLISH', '" UPDATES_CHANNEL "', ARGV[1])\n"
+    "return redis.call('HGETALL', KEYS[1])\n";
+
+/* KEYS[1] state; ARGV did, mode (nx = create, xx = only if present, set), field/value pairs.
+ * Returns 1 when written, 0 when the mode said no. */
+static const char store_lua[] =
+    "local exists = redis.call('EXISTS', KEYS[1]) == 1\n"
+    "if (ARGV[2] == 'nx' and exists) or (ARGV[2] == 'xx' and not exists) then return 0 end\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 3))\n"
+    "redis.call('PUBLISH', '" UPDATES_CHANNEL "', ARGV[1])\n"
+    "return 1\n";
+
+/* KEYS[1] state; ARGV did. Returns the number of keys deleted. */
+static const char remove_lua[] =
+    "local n = redis.call('DEL', KEYS[1])\n"
+    "if n == 1 then redis.call('PUBLISH', '" UPDATES_CHANNEL "', ARGV[1]) end\n"
+    "return n\n";
+
+struct script {
+    const char *text;
+    char sha[41];
+};
+
+struct redisstore {
+    struct trust_store base;
+    struct redis_pool *pool;
+    struct script apply, store, remove;
+    pthread_mutex_t mu;               /* guards listener fields */
+    trust_store_listener listener;
+    void *listener_arg;
+    pthread_t sub_thread;
+    int sub_started;
+    _Atomic int stopping;
+};
+
+static struct redisstore *R(struct trust_store *s)
+{
+    return (struct redisstore *)s;
+}
+
+static void script_init(struct script *sc, const char *text)
+{
+    unsigned char h[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)text, strlen(text), h);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(sc->sha + 2 * i, 3, "%02x", h[i]);
+    sc->text = text;
+}
+
+/* Runs a command; error replies become TS_UNAVAILABLE with their text. */
+static redisReply *command(struct redisstore *r, int argc, const char **argv, char *err, size_t errlen)
+{
+    redisReply *rep = redis_pool_command(r->pool, argc, argv, NULL, err, errlen);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "redis %s: %s", argv[0], rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+/* EVALSHA, then EVAL if the script cache lost it. argv[0..1] are reserved
+ * for the command and script; argv[2] must be "1" (numkeys). */
+static redisReply *run_script(struct redisstore *r, const struct script *sc, int argc, const char **argv,
+                              char *err, size_t errlen)
+{
+    argv[0] = "EVALSHA";
+    argv[1] = sc->sha;
+    redisReply *rep = redis_pool_command(r->pool, argc, argv, NULL, err, errlen);
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(rep);
+        argv[0] = "EVAL";
+        argv[1] = sc->text;
+        rep = redis_pool_command(r->pool, argc, argv, NULL, err, errlen);
+    }
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "redis script: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+static void state_key(char *buf, size_t n, const char *did)
+{
+    snprintf(buf, n, "agentmesh:trust:%s", did);
+}
+
+/* Fills st from an HGETALL reply: TS_OK, TS_NOT_FOUND (empty), TS_UNAVAILABLE (corrupt). */
+static int parse_state(const redisReply *rep, struct trust_state *st, char *err, size_t errlen)
+{
+    if (rep->type == REDIS_REPLY_NIL || (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0))
+        return TS_NOT_FOUND;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "redis: unexpected reply type %d for a trust state", rep->type);
+        return TS_UNAVAILABLE;
+    }
+    double *dst[NFIELDS] = {&st->dims[0], &st->dims[1], &st->dims[2], &st->dims[3], &st->dims[4], NULL,
+                            &st->params.weights[0], &st->params.weights[1], &st->params.weights[2],
+                            &st->params.weights[3], &st->params.weights[4], &st->params.decay_per_hour,
+                            &st->params.decay_floor};
+    unsigned seen = 0;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        for (int f = 0; f < NFIELDS; f++) {
+            if (strcmp(k->str, field_names[f]) != 0)
+                continue;
+            char *end;
+            if (f == 5)
+                st->last_positive_ms = strtoll(v->str, &end, 10);
+            else
+                *dst[f] = strtod(v->str, &end);
+            if (end != v->str && *end == '\0')
+                seen |= 1u << f;
+        }
+    }
+    if (seen != (1u << NFIELDS) - 1) {
+        snprintf(err, errlen, "redis: trust state is missing or has bad fields (mask %#x)", seen);
+        return TS_UNAVAILABLE;
+    }
+    return TS_OK;
+}
+
+static int rs_get(struct trust_store *s, const char *did, struct trust_state *out, char *err, size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen))
+        return TS_INVALID;
+    char key[300];
+    state_key(key, sizeof key, did);
+    const char *argv[] = {"HGETALL", key};
+    redisReply *rep = command(R(s), 2, argv, err, errlen);
+    if (!rep)
+        return TS_UNAVAILABLE;
+    int rc = parse_state(rep, out, err, errlen);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Formats the fields selected by [from, to) of field_names as name/value argv pairs. */
+static int format_fields(const struct trust_state *st, int from, int to, const char **argv,
+                         char vals[NFIELDS][32])
+{
+    const double src[NFIELDS] = {st->dims[0], st->dims[1], st->dims[2], st->dims[3], st->dims[4], 0,
+                                 st->params.weights[0], st->params.weights[1], st->params.weights[2],
+                                 st->params.weights[3], st->params.weights[4], st->params.decay_per_hour,
+                                 st->params.decay_floor};
+    int n = 0;
+    for (int f = from; f < to; f++) {
+        if (f == 5)
+            snprintf(vals[f], 32, "%" PRId64, st->last_positive_ms);
+        else
+            snprintf(vals[f], 32, "%.17g", src[f]);
+        argv[n++] = field_names[f];
+        argv[n++] = vals[f];
+    }
+    return n;
+}
+
+/* create / put / set_params through store_lua. */
+static int store_fields(struct redisstore *r, const char *did, const char *mode, const struct trust_state *st,
+                        int from, int to, char *err, size_t errlen)
+{
+    char key[300], vals[NFIELDS][32];
+    state_key(key, sizeof key, did);
+    const char *argv[6 + 2 * NFIELDS] = {NULL, NULL, "1", key, did, mode};
+    int argc = 6 + format_fields(st, from, to, argv + 6, vals);
+    redisReply *rep = run_script(r, &r->store, argc, argv, err, errlen);
+    if (!rep)
+        return TS_UNAVAILABLE;
+    int written = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    if (written)
+        return TS_OK;
+    return strcmp(mode, "nx") == 0 ? TS_EXISTS : TS_NOT_FOUND;
+}
+
+static int rs_create(struct trust_store *s, const char *did, const struct trust_state *st, char *err,
+                     size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen) || trust_state_check(st, err, errlen) < 0)
+        return TS_INVALID;
+    return store_fields(R(s), did, "nx", st, 0, NFIELDS, err, errlen);
+}
+
+static int rs_put(struct trust_store *s, const char *did, const struct trust_state *st, char *err, size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen) || trust_state_check(st, err, errlen) < 0)
+        return TS_INVALID;
+    return store_fields(R(s), did, "set", st, 0, NFIELDS, err, errlen);
+}
+
+static int rs_set_params(struct trust_store *s, const char *did, const struct trust_params *p, char *err,
+                         size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen) || trust_params_check(p, err, errlen) < 0)
+        return TS_INVALID;
+    struct trust_state st = {.params = *p};
+    return store_fields(R(s), did, "xx", &st, 6, NFIELDS, err, errlen);
+}
+
+static int rs_apply(struct trust_store *s, const char *did, const struct trust_signal *sig,
+                    struct trust_state *out, char *err, size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
+        return TS_INVALID;
+    char key[300], dim[4], value[32], weight[32], now[24];
+    state_key(key, sizeof key, did);
+    snprintf(dim, sizeof dim, "%d", (int)sig->dim);
+    snprintf(value, sizeof value, "%.17g", sig->value);
+    snprintf(weight, sizeof weight, "%.17g", sig->weight);
+    snprintf(now, sizeof now, "%" PRId64, sig->at_ms);
+    const char *argv[] = {NULL, NULL, "1", key, did, dim, value, weight, now};
+    redisReply *rep = run_script(R(s), &R(s)->apply, 9, argv, err, errlen);
+    if (!rep)
+        return TS_UNAVAILABLE;
+    struct trust_state tmp;
+    int rc = parse_state(rep, out ? out : &tmp, err, errlen);
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rs_remove(struct trust_store *s, const char *did, char *err, size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen))
+        return TS_INVALID;
+    char key[300];
+    state_key(key, sizeof key, did);
+    const char *argv[] = {NULL, NULL, "1", key, did};
+    redisReply *rep = run_script(R(s), &R(s)->remove, 5, argv, err, errlen);
+    if (!rep)
+        return TS_UNAVAILABLE;
+    int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? TS_OK : TS_NOT_FOUND;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* SET key value NX PX ttl: TS_OK when set, TS_EXISTS when the key was there. */
+static int set_nx(struct redisstore *r, const char *key, const char *value, int64_t ttl_ms, char *err,
+                  size_t errlen)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
+    const char *argv[] = {"SET", key, value, "NX", "PX", ttl};
+    redisReply *rep = command(r, 6, argv, err, errlen);
+    if (!rep)
+        return TS_UNAVAILABLE;
+    int rc = rep->type == REDIS_REPLY_NIL ? TS_EXISTS : TS_OK;
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rs_put_challenge(struct trust_store *s, const char *id, const char *value, int64_t ttl_ms, char *err,
+                            size_t errlen)
+{
+    if (trust_store_check_key("challenge id", id, err, errlen))
+        return TS_INVALID;
+    if (!value || strlen(value) >= TRUST_STORE_MAX_VALUE || ttl_ms <= 0) {
+        snprintf(err, errlen, "challenge: value must be under %d bytes and ttl positive", TRUST_STORE_MAX_VALUE);
+        return TS_INVALID;
+    }
+    char key[300];
+    snprintf(key, sizeof key, "agentmesh:challenge:%s", id);
+    return set_nx(R(s), key, value, ttl_ms, err, errlen);
+}
+
+static int rs_take_challenge(struct trust_store *s, const char *id, char *value, size_t valuelen, char *err,
+                             size_t errlen)
+{
+    if (trust_store_check_key("challenge id", id, err, errlen))
+        return TS_INVALID;
+    char key[300];
+    snprintf(key, sizeof key, "agentmesh:challenge:%s", id);
+    const char *argv[] = {"GETDEL", key};
+    redisReply *rep = command(R(s), 2, argv, err, errlen);
+    if (!rep)
+        return TS_UNAVAILABLE;
+    int rc = TS_NOT_FOUND;
+    if (rep->type == REDIS_REPLY_STRING) {
+        if (rep->len >= valuelen) {
+            snprintf(err, errlen, "challenge value does not fit in %zu bytes", valuelen);
+            rc = TS_INVALID;
+        } else {
+            memcpy(value, rep->str, rep->len);
+            value[rep->len] = '\0';
+            rc = TS_OK;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rs_remember(struct trust_store *s, const char *key, int64_t ttl_ms, char *err, size_t errlen)
+{
+    if (trust_store_check_key("replay key", key, err, errlen))
+        return TS_INVALID;
+    if (ttl_ms <= 0) {
+        snprintf(err, errlen, "replay ttl must be positive");
+        return TS_INVALID;
+    }
+    char k[300];
+    snprintf(k, sizeof k, "agentmesh:replay:%s", key);
+    return set_nx(R(s), k, "1", ttl_ms, err, errlen);
+}
+
+/* ---- invalidation: SUBSCRIBE agentmesh:trust_updates -------------------- */
+
+static void notify(struct redisstore *r, const char *did)
+{
+    pthread_mutex_lock(&r->mu);
+    trust_store_listener fn = r->listener;
+    void *arg = r->listener_arg;
+    pthread_mutex_unlock(&r->mu);
+    if (fn)
+        fn(did, arg);
+}
+
+/* Sleeps up to ms, waking early when the store is stopping. */
+static void pause_ms(struct redisstore *r, int ms)
+{
+    for (int waited = 0; waited < ms && !r->stopping; waited += 100) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Reads messages until an error or stop. */
+static void subscribe_loop(struct redisstore *r, struct redis_conn *c)
+{
+    char err[256];
+    const char *argv[] = {"SUBSCRIBE", UPDATES_CHANNEL};
+    if (redis_conn_send(c, 2, argv, NULL, err, sizeof err) < 0) {
+        log_warn("trust-store", "redis subscribe: %s", err);
+        return;
+    }
+    while (!r->stopping) {
+        int timed_out = 0;
+        redisReply *m = redis_conn_read(c, 250, &timed_out, err, sizeof err);
+        if (!m) {
+            if (timed_out)
+                continue;
+            log_warn("trust-store", "redis subscription lost: %s", err);
+            return;
+        }
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 && m->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(m->element[0]->str, "message") == 0 && m->element[2]->type == REDIS_REPLY_STRING)
+            notify(r, m->element[2]->str);
+        freeReplyObject(m);
+    }
+}
+
+static void *subscriber(void *arg)
+{
+    struct redisstore *r = arg;
+    while (!r->stopping) {
+        char err[256];
+        struct redis_conn *c = redis_conn_open(redis_pool_options(r->pool), err, sizeof err);
+        if (!c) {
+            log_warn("trust-store", "redis subscriber cannot connect: %s", err);
+        } else {
+            subscribe_loop(r, c);
+            redis_conn_close(c);
+        }
+        pause_ms(r, 1000);
+    }
+    return NULL;
+}
+
+static int rs_set_listener(struct trust_store *s, trust_store_listener fn, void *arg)
+{
+    struct redisstore *r = R(s);
+    pthread_mutex_lock(&r->mu);
+    r->listener = fn;
+    r->listener_arg = arg;
+    int start = fn && !r->sub_started;
+    if (start)
+        r->sub_started = pthread_create(&r->sub_thread, NULL, subscriber, r) == 0;
+    int ok = !start || r->sub_started;
+    pthread_mutex_unlock(&r->mu);
+    return ok ? 0 : -1;
+}
+
+static void rs_destroy(struct trust_store *s)
+{
+    struct redisstore *r = R(s);
+    r->stopping = 1;
+    if (r->sub_started)
+        pthread_join(r->sub_thread, NULL);
+    redis_pool_close(r->pool);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+struct trust_store *trust_store_redis_new(const struct redis_options *opt, char *err, size_t errlen)
+{
+    struct redisstore *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!(r->pool = redis_pool_open(opt, err, errlen))) {
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    script_init(&r->apply, apply_lua);
+    script_init(&r->store, store_lua);
+    script_init(&r->remove, remove_lua);
+    r->base = (struct trust_store){
+        .get = rs_get, .create = rs_create, .put = rs_put, .set_params = rs_set_params,
+        .apply_signal = rs_apply, .remove = rs_remove, .put_challenge = rs_put_challenge,
+        .take_challenge = rs_take_challenge, .remember = rs_remember, .set_listener = rs_set_listener,
+        .destroy = rs_destroy, .kind = "redis",
+    };
+    return &r->base;
+}
