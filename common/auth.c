@@ -105,19 +105,37 @@ static int signed_string(const char *method, const char *path, const char *time_
     return (n < 0 || n >= SIGNED_MAX) ? -1 : n;
 }
 
-int auth_build_header(const unsigned char sk[ID_SK_LEN], const char *did, const char *method,
-                      const char *path, const void *body, size_t body_len, time_t now,
-                      char *out, size_t outlen) {
-    char t[AUTH_TIME_BUFSZ], msg[SIGNED_MAX], sig_b64[ID_SIG_B64_BUFSZ];
+/* Signs the request with time text t and writes the header value. */
+static int build_with_time(const unsigned char sk[ID_SK_LEN], const char *did, const char *method,
+                           const char *path, const void *body, size_t body_len, const char *t,
+                           char *out, size_t outlen) {
+    char msg[SIGNED_MAX], sig_b64[ID_SIG_B64_BUFSZ];
     unsigned char sig[ID_SIG_LEN];
     if (!identity_did_valid(did) || !method_ok(method) || !path_ok(path)) return -1;
-    if (auth_time_format(now, t, sizeof t) != 0) return -1;
     int n = signed_string(method, path, t, body, body_len, msg);
     if (n < 0 || crypto_sign_detached(sig, NULL, (const unsigned char *)msg, (size_t)n, sk) != 0)
         return -1;
     if (b64_encode(sig, sizeof sig, sig_b64, sizeof sig_b64) != 0) return -1;
     int w = snprintf(out, outlen, "%s %s %s %s", AUTH_SCHEME, did, t, sig_b64);
     return (w < 0 || (size_t)w >= outlen) ? -1 : 0;
+}
+
+int auth_build_header(const unsigned char sk[ID_SK_LEN], const char *did, const char *method,
+                      const char *path, const void *body, size_t body_len, time_t now,
+                      char *out, size_t outlen) {
+    char t[AUTH_TIME_BUFSZ];
+    if (auth_time_format(now, t, sizeof t) != 0) return -1;
+    return build_with_time(sk, did, method, path, body, body_len, t, out, outlen);
+}
+
+int auth_build_header_us(const unsigned char sk[ID_SK_LEN], const char *did, const char *method,
+                         const char *path, const void *body, size_t body_len, long long now_us,
+                         char *out, size_t outlen) {
+    char t[AUTH_TIME_BUFSZ];
+    if (now_us < 0 || auth_time_format((time_t)(now_us / 1000000), t, sizeof t) != 0) return -1;
+    /* "...:SSZ" → "...:SS.uuuuuuZ" */
+    snprintf(t + 19, sizeof t - 19, ".%06lldZ", now_us % 1000000);
+    return build_with_time(sk, did, method, path, body, body_len, t, out, outlen);
 }
 
 /* Splits value after the scheme into 3 fields at single spaces. */

@@ -41,10 +41,18 @@ struct auth_header {
 
 /* Builds the header value (without "Authorization: ") into out (at least
  * AUTH_HEADER_MAX). body may be NULL when body_len is 0. 0 / -1 (bad method,
- * path or did, or out too small). */
+ * path or did, or out too small).
+ * Ed25519 is deterministic: the same request signed in the same second gives
+ * the same signature, which the server's replay cache refuses. A client that
+ * may repeat a request (the sidecar) uses auth_build_header_us, whose time
+ * carries microseconds ("...:SS.uuuuuuZ"), and never reuses a microsecond. */
 int auth_build_header(const unsigned char sk[ID_SK_LEN], const char *did, const char *method,
                       const char *path, const void *body, size_t body_len, time_t now,
                       char *out, size_t outlen);
+/* The same with the time in microseconds since the epoch. */
+int auth_build_header_us(const unsigned char sk[ID_SK_LEN], const char *did, const char *method,
+                         const char *path, const void *body, size_t body_len, long long now_us,
+                         char *out, size_t outlen);
 
 /* Parses a header value strictly: exactly "Ed25519-Timestamp" SP did SP time
  * SP sig, single spaces, no leading/trailing space, len <= AUTH_HEADER_MAX,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static const char *const files[] = {"ed25519.key", "ed25519.pub", "did", "key-id"};
 #define NFILES (sizeof files / sizeof *files)
@@ -29,6 +30,7 @@ struct keystore {
     int loaded;
     struct stamp last;       /* of the last load attempt */
     int attempted;
+    long long last_us;       /* time of the last auth header, microseconds */
 };
 
 struct keystore *keystore_new(const char *dir) {
@@ -132,10 +134,15 @@ int keystore_sign(struct keystore *ks, const void *msg, size_t len, unsigned cha
 }
 
 int keystore_auth_header(struct keystore *ks, const char *method, const char *path,
-                         const void *body, size_t len, time_t now, char *out, size_t outlen) {
+                         const void *body, size_t len, char *out, size_t outlen) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return -1;
+    long long us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     pthread_mutex_lock(&ks->mu);
-    int rc = ks->loaded ? auth_build_header(ks->id.sk, ks->id.did, method, path, body, len, now,
-                                            out, outlen)
+    if (us <= ks->last_us) us = ks->last_us + 1;
+    ks->last_us = us;
+    int rc = ks->loaded ? auth_build_header_us(ks->id.sk, ks->id.did, method, path, body, len, us,
+                                               out, outlen)
                         : -1;
     pthread_mutex_unlock(&ks->mu);
     return rc;

@@ -38,8 +38,10 @@ int keystore_public(struct keystore *ks, struct keystore_public *out);
 /* Detached signature with the current key. 0 / -1 (no key loaded). */
 int keystore_sign(struct keystore *ks, const void *msg, size_t len, unsigned char sig[ID_SIG_LEN]);
 
-/* An Ed25519-Timestamp Authorization value for a request (auth.h). 0 / -1. */
+/* An Ed25519-Timestamp Authorization value for a request (auth.h), timed
+ * now to the microsecond; no two calls share a time, so no two identical
+ * requests share a signature (the controller accepts each one once). 0 / -1. */
 int keystore_auth_header(struct keystore *ks, const char *method, const char *path,
-                         const void *body, size_t len, time_t now, char *out, size_t outlen);
+                         const void *body, size_t len, char *out, size_t outlen);
 
 #endif

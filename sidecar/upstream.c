@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define UPSTREAM_MAX_REPLY (1 << 20)
 
@@ -178,7 +177,7 @@ int upstream_post(struct upstream *u, struct event_base *base, const char *path,
                   size_t len, upstream_done done, void *arg) {
     char target[512], auth[AUTH_HEADER_MAX];
     if (snprintf(target, sizeof target, "%s%s", u->url.prefix, path) >= (int)sizeof target) return -1;
-    if (keystore_auth_header(u->ks, "POST", target, body, len, time(NULL), auth, sizeof auth) != 0)
+    if (keystore_auth_header(u->ks, "POST", target, body, len, auth, sizeof auth) != 0)
         return -1;
 
     /* Deferred callbacks: a failure (say, an unresolvable name) is reported

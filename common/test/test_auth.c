@@ -153,6 +153,29 @@ START_TEST(previous_key_during_grace) {
 }
 END_TEST
 
+/* Deterministic signatures: same request, same second → same header (the
+ * replay cache would refuse the second); microsecond times tell them apart. */
+START_TEST(microsecond_times_make_repeats_distinct) {
+    char a[AUTH_HEADER_MAX], b[AUTH_HEADER_MAX];
+    struct auth_header h;
+    build("POST", "/api/v1/signals", "{}", NOW, a);
+    build("POST", "/api/v1/signals", "{}", NOW, b);
+    ck_assert_str_eq(a, b);
+    long long us = (long long)NOW * 1000000 + 123;
+    ck_assert_int_eq(auth_build_header_us(id.sk, id.did, "POST", "/api/v1/signals", "{}", 2, us, a, sizeof a), 0);
+    ck_assert_int_eq(auth_build_header_us(id.sk, id.did, "POST", "/api/v1/signals", "{}", 2, us + 1, b, sizeof b), 0);
+    ck_assert_str_ne(a, b);
+    parse_ok(a, &h);
+    ck_assert_str_eq(h.time, "2023-11-14T22:13:20.000123Z");
+    ck_assert_int_eq(h.ts, NOW);
+    ck_assert_ptr_null(verify(&h, "POST", "/api/v1/signals", "{}", NOW));
+    parse_ok(b, &h);
+    ck_assert_str_eq(h.time, "2023-11-14T22:13:20.000124Z");
+    ck_assert_ptr_null(verify(&h, "POST", "/api/v1/signals", "{}", NOW + 300));
+    ck_assert_int_eq(auth_build_header_us(id.sk, id.did, "GET", "/a", NULL, 0, -1, a, sizeof a), -1);
+}
+END_TEST
+
 START_TEST(build_rejects_bad_input) {
     char hdr[AUTH_HEADER_MAX];
     ck_assert_int_eq(auth_build_header(id.sk, id.did, "get", "/a", NULL, 0, NOW, hdr, sizeof hdr), -1);
@@ -394,6 +417,7 @@ int main(void) {
     tcase_add_test(tc, tampering_detected);
     tcase_add_test(tc, time_window_edges);
     tcase_add_test(tc, previous_key_during_grace);
+    tcase_add_test(tc, microsecond_times_make_repeats_distinct);
     tcase_add_test(tc, build_rejects_bad_input);
     tcase_add_test(tc, malformed_headers);
     tcase_add_test(tc, time_parse_variants);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/auth.h"
 #include "common/json.h"
 #include "sidecar/config.h"
 #include "sidecar/keystore.h"
@@ -286,6 +288,21 @@ START_TEST(keystore_picks_up_rotation) {
 }
 END_TEST
 
+START_TEST(keystore_headers_never_repeat) {
+    char a[AUTH_HEADER_MAX], b[AUTH_HEADER_MAX];
+    struct auth_header ha, hb;
+    const char *why = NULL;
+    ck_assert_int_eq(keystore_auth_header(ks, "POST", "/api/v1/signals", "{}", 2, a, sizeof a), 0);
+    ck_assert_int_eq(keystore_auth_header(ks, "POST", "/api/v1/signals", "{}", 2, b, sizeof b), 0);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(auth_parse_header(a, strlen(a), &ha, &why), 0);
+    ck_assert_int_eq(auth_parse_header(b, strlen(b), &hb, &why), 0);
+    ck_assert_str_lt(ha.time, hb.time);
+    ck_assert_int_eq(auth_verify(&hb, id.pk, NULL, "POST", "/api/v1/signals", "{}", 2, time(NULL),
+                                 NULL, &why), 0);
+}
+END_TEST
+
 START_TEST(keystore_without_files) {
     char err[256];
     struct keystore *k = keystore_new("/nonexistent-dir");
@@ -296,7 +313,7 @@ START_TEST(keystore_without_files) {
     ck_assert_ptr_nonnull(strstr(err, "No such file"));
     ck_assert_int_eq(keystore_public(k, &pub), -1);
     ck_assert_int_eq(keystore_sign(k, "m", 1, sig), -1);
-    ck_assert_int_eq(keystore_auth_header(k, "POST", "/x", "", 0, 0, hdr, sizeof hdr), -1);
+    ck_assert_int_eq(keystore_auth_header(k, "POST", "/x", "", 0, hdr, sizeof hdr), -1);
     keystore_free(k);
 }
 END_TEST
@@ -405,6 +422,7 @@ int main(void) {
     tcase_add_test(tc, verify_route);
     tcase_add_test(tc, signals_route);
     tcase_add_test(tc, keystore_picks_up_rotation);
+    tcase_add_test(tc, keystore_headers_never_repeat);
     tcase_add_test(tc, keystore_without_files);
     tcase_add_test(tc, config_precedence);
     tcase_add_test(tc, config_errors);
