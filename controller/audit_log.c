@@ -234,7 +234,7 @@ static PGconn *conn(struct audit_log *l, char *err, size_t errlen)
         pg_error(err, errlen, "connect", l->conn ? PQerrorMessage(l->conn) : "out of memory");
         goto fail;
     }
-    if (exec_ok(l->conn, "SET statement_timeout = 5000", err, errlen) < 0 ||
+    if (exec_ok(l->conn, "SET statement_timeout = 5000; SET client_min_messages = warning", err, errlen) < 0 ||
         exec_ok(l->conn, schema_sql, err, errlen) < 0)
         goto fail;
     return l->conn;

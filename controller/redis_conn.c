@@ -536,7 +536,15 @@ struct redis_pool *redis_pool_open(const struct redis_options *opt, char *err, s
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     struct redis_conn *c = redis_conn_open(&p->opt, err, errlen);
-    if (!c) {
+    const char *ping[] = {"PING"};
+    redisReply *r = c ? redis_conn_command(c, 1, ping, NULL, err, errlen) : NULL;
+    int ok = r && r->type == REDIS_REPLY_STATUS;   /* proves the far end speaks RESP, with our credentials */
+    if (r && !ok)
+        snprintf(err, errlen, "redis PING: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r)
+        freeReplyObject(r);
+    if (!ok) {
+        redis_conn_close(c);
         redis_pool_close(p);
         return NULL;
     }
