@@ -350,6 +350,51 @@ START_TEST(redis_survives_script_flush)
 }
 END_TEST
 
+/* Runs one command on a fresh plain connection; returns the reply (caller frees). */
+static redisReply *admin(const char *url, int argc, const char **argv)
+{
+    char err[256];
+    struct redis_options o = {.url = url};
+    struct redis_conn *c = redis_conn_open(&o, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    redisReply *r = redis_conn_command(c, argc, argv, NULL, err, sizeof err);
+    ck_assert_msg(r != NULL, "%s", err);
+    redis_conn_close(c);
+    return r;
+}
+
+/* AUTH with an ACL user and SELECT of another database, from the URL. */
+START_TEST(redis_auth_and_select)
+{
+    SKIP_UNLESS(redis_url, "AGENTMESH_TEST_REDIS_URL");
+    char err[256], did[128], user[64], url[512], key[200];
+    struct redis_url u;
+    ck_assert_int_eq(redis_url_parse(redis_url, &u, err, sizeof err), 0);
+    snprintf(user, sizeof user, "amtest_%d", (int)getpid());
+    const char *add[] = {"ACL", "SETUSER", user, "on", ">p@ss:w0rd", "~*", "&*", "+@all"};
+    freeReplyObject(admin(redis_url, 8, add));
+    snprintf(url, sizeof url, "redis://%s:p%%40ss%%3Aw0rd@%s:%d/5", user, u.host, u.port);
+    struct trust_store *s = redis_store(url, NULL, 2000, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    unique_did(did, sizeof did, "auth");
+    struct trust_state st = fresh(500);
+    ck_assert_int_eq(s->create(s, did, &st, err, sizeof err), TS_OK);
+    /* the state landed in database 5, not in the URL-less default 0 */
+    snprintf(key, sizeof key, "agentmesh:trust:%s", did);
+    const char *exists[] = {"EXISTS", key};
+    redisReply *r = admin(redis_url, 2, exists);
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    ck_assert_int_eq(s->remove(s, did, err, sizeof err), TS_OK);
+    trust_store_destroy(s);
+    snprintf(url, sizeof url, "redis://%s:wrong@%s:%d/5", user, u.host, u.port);
+    ck_assert_ptr_null(redis_store(url, NULL, 2000, err, sizeof err));
+    ck_assert_msg(strstr(err, "AUTH") && strstr(err, "WRONGPASS"), "%s", err);
+    const char *del[] = {"ACL", "DELUSER", user};
+    freeReplyObject(admin(redis_url, 3, del));
+}
+END_TEST
+
 struct worker {
     struct trust_store *s;
     const char *did;
@@ -844,6 +889,7 @@ int main(void)
     tcase_set_timeout(r, 120);
     tcase_add_test(r, redis_math_matches_c);
     tcase_add_test(r, redis_survives_script_flush);
+    tcase_add_test(r, redis_auth_and_select);
     tcase_add_test(r, redis_concurrent_signals_equal_sequential);
     tcase_add_test(r, redis_challenges_and_replay);
     tcase_add_test(r, redis_updates_reach_other_replicas);
