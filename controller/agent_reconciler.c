@@ -108,6 +108,11 @@ static int identity_public_from_secret(const json_t *secret, struct agent_view *
     return 0;
 }
 
+/* The agent's pending on-demand rotation request (annotation value), or NULL. */
+static const char *rotate_request(const json_t *agid) {
+    return json_string_value(json_object_get(json_at(agid, "metadata.annotations"), ANNOTATION_ROTATE_REQUEST));
+}
+
 /* The Secret object for an identity, with rotation bookkeeping annotations. */
 static json_t *render_identity_secret(const struct agent_view *v, const char *proof_b64,
                                       const char *prev_pub_b64) {
@@ -117,6 +122,8 @@ static json_t *render_identity_secret(const struct agent_view *v, const char *pr
     rfc3339(v->rotated_at, rotated, sizeof rotated);
     json_t *ann = json_pack("{s:s}", ANNOTATION_ROTATED_AT, rotated);
     if (prev_pub_b64) json_object_set_new(ann, ANNOTATION_PREVIOUS_KEY, json_string(prev_pub_b64));
+    const char *request = rotate_request(v->agid);
+    if (request) json_object_set_new(ann, ANNOTATION_ROTATE_REQUEST, json_string(request));
     return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}, s:o, s:o}, s:o}", "apiVersion", "v1",
                      "kind", "Secret", "type", SECRET_TYPE_IDENTITY, "metadata", "name",
                      v->secret_name, "namespace", v->ns, "labels", LABEL_MANAGED_BY,
@@ -251,9 +258,12 @@ static int ensure_identity(struct controller *c, struct agent_view *v, int revok
         const char *revoked = json_string_value(json_object_get(ann, "agentmesh.io/revoked-key-id"));
         long long interval = json_int_at(v->agid, "spec.keyRotation.intervalSeconds", 0);
         long long due = interval > 0 ? v->rotated_at + interval : 0;
+        const char *asked = rotate_request(v->agid);
+        const char *served = json_string_value(json_object_get(ann, ANNOTATION_ROTATE_REQUEST));
+        int requested = asked && (!served || strcmp(asked, served) != 0);
         if (rc == 0 && revoke && !(revoked && v->has_prev == 0 && v->rotated_at > 0 && revoked[0])) {
             rc = rotate_identity(c, v, 1);
-        } else if (rc == 0 && due && now_unix() >= due) {
+        } else if (rc == 0 && (requested || (due && now_unix() >= due))) {
             rc = rotate_identity(c, v, 0);
             due = now_unix() + interval;
         }

@@ -22,6 +22,10 @@
 #define SECRET_TYPE_IDENTITY "agentmesh.io/identity"
 #define ANNOTATION_ROTATED_AT "agentmesh.io/key-rotated-at"
 #define ANNOTATION_PREVIOUS_KEY "agentmesh.io/previous-public-key"
+/* On an AgentIdentity: any new value asks for a key rotation now (e.g. after
+ * a suspected leak): `kubectl annotate agid X agentmesh.io/rotate-key=$(date +%s) --overwrite`.
+ * The Secret records the last value served under the same name. */
+#define ANNOTATION_ROTATE_REQUEST "agentmesh.io/rotate-key"
 
 /* spec.serviceAccountName, else metadata.name. Borrowed from `agid`. */
 const char *agent_sa_name(const json_t *agid);

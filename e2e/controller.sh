@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# e2e/controller.sh — agentmesh-controller against the real kube-apiserver.
+#
+# Applies the CRDs and the AWS/Azure/GCP samples, and checks every child has
+# exactly the documented content (DESIGN §3) and status converges with the
+# right observedGeneration; then: spec update, child deleted, child edited by
+# hand, pre-existing ServiceAccount (kept, only our fields removed), deletion
+# (garbage collection), key rotation (DID stable, proof present), the private
+# key never in the log, metrics names, and leader election across two replicas.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+: "${AGENTMESH_CLUSTER_DIR:=/tmp/agentmesh-cluster}"
+# shellcheck disable=SC1091
+source "$AGENTMESH_CLUSTER_DIR/env"
+BUILD_DIR=${BUILD_DIR:-$root/build}
+BIN=$BUILD_DIR/agentmesh-controller
+[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
+
+PASSED=0 FAILED=0
+NS=e2e-ctl-$$
+OPNS=agentmesh-e2e-$$
+WORK=$(mktemp -d)
+PIDS=()
+kc() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
+ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# wait_until SECONDS CMD...: polls CMD every 0.5 s.
+wait_until() {
+  local t=$1; shift
+  local end=$((SECONDS + t))
+  while [ $SECONDS -lt $end ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  return 1
+}
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  kc delete ns "$NS" "$OPNS" --wait=false >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_controller() { # start_controller NAME METRICS_PORT
+  "$BIN" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --metrics-port "$2" --api-port 0 \
+    --webhook-port 0 --bind-address 127.0.0.1 --status-min-interval 1 >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!)
+  echo $!
+}
+jp() { kc get "$@" 2>/dev/null; }   # jp KIND NAME -n NS -o jsonpath=...
+field() { kc -n "$NS" get "$1" "$2" -o "jsonpath=$3" 2>/dev/null; }
+has_condition() { [ "$(field agid "$1" "{.status.conditions[?(@.type==\"$2\")].status}")" = True ]; }
+converged() {
+  local gen obs
+  gen=$(field agid "$1" '{.metadata.generation}')
+  obs=$(field agid "$1" '{.status.observedGeneration}')
+  [ -n "$gen" ] && [ "$gen" = "$obs" ] && has_condition "$1" Ready
+}
+
+kc apply -f "$root/crds/" >/dev/null || { echo "FAIL: cannot apply CRDs"; exit 1; }
+kc wait --for condition=established --timeout=30s crd/agentidentities.agentmesh.io crd/trustpolicies.agentmesh.io >/dev/null
+kc create ns "$NS" >/dev/null
+kc create ns "$OPNS" >/dev/null
+
+LEADER_PID=$(start_controller a 19190)
+check "controller becomes ready (/readyz)" wait_until 30 curl -fsS http://127.0.0.1:19190/readyz
+
+for f in aws azure gcp; do
+  sed "s/namespace: agents-demo/namespace: $NS/" "$root/samples/agentidentity-$f.yaml" | kc apply -f - >/dev/null
+done
+for a in agent-alpha agent-beta agent-gamma; do
+  check "$a converges to Ready with observedGeneration" wait_until 60 converged "$a"
+done
+
+# --- exact children -----------------------------------------------------------------
+check "AWS ServiceAccount carries IRSA annotations" test \
+  "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn} {.metadata.annotations.eks\.amazonaws\.com/audience} {.metadata.annotations.eks\.amazonaws\.com/sts-regional-endpoints} {.metadata.annotations.eks\.amazonaws\.com/token-expiration}')" \
+  = "arn:aws:iam::123456789012:role/agentmesh/agent-alpha sts.amazonaws.com true 86400"
+check "Azure ServiceAccount carries Workload Identity annotations and label" test \
+  "$(field sa agent-beta '{.metadata.annotations.azure\.workload\.identity/client-id} {.metadata.annotations.azure\.workload\.identity/tenant-id} {.metadata.labels.azure\.workload\.identity/use}')" \
+  = "3f2b8c1e-7d4a-4e6b-9a0c-5d1e2f3a4b5c 72f988bf-86f1-41af-91ab-2d7cd011db47 true"
+check "GCP ServiceAccount (default name = metadata.name) carries the GKE annotation" test \
+  "$(field sa agent-gamma '{.metadata.annotations.iam\.gke\.io/gcp-service-account}')" = "agent-gamma@my-project.iam.gserviceaccount.com"
+check "children carry managed-by and agent labels and an ownerReference" test \
+  "$(field sa agent-alpha '{.metadata.labels.app\.kubernetes\.io/managed-by} {.metadata.labels.agentmesh\.io/agent} {.metadata.ownerReferences[0].kind} {.metadata.ownerReferences[0].name}')" \
+  = "agentmesh-operator agent-alpha AgentIdentity agent-alpha"
+check "identity Secret has type agentmesh.io/identity and the five keys" test \
+  "$(kc -n "$NS" get secret agent-alpha-agentmesh-identity -o json | jq -r '[.type, (.data|keys|sort|join(","))]|join(" ")')" \
+  = "agentmesh.io/identity did,ed25519.key,ed25519.pub,key-id"
+
+# DID and key id recomputed independently with openssl from the public key.
+pub_b64=$(field agid agent-alpha '{.status.publicKey}')
+did=$(field agid agent-alpha '{.status.did}')
+keyid=$(field agid agent-alpha '{.status.keyId}')
+want_did="did:mesh:$(printf %s "$pub_b64" | base64 -d | openssl dgst -sha256 | awk '{print substr($NF,1,32)}')"
+want_keyid="key-$(printf %s "$pub_b64" | base64 -d | openssl dgst -sha256 | awk '{print substr($NF,1,16)}')"
+check "status.did = did:mesh:hex(sha256(pub)[:16])" test "$did" = "$want_did"
+check "status.keyId = key-hex(sha256(pub)[:8])" test "$keyid" = "$want_keyid"
+check "Secret did matches status" test "$(kc -n "$NS" get secret agent-alpha-agentmesh-identity -o jsonpath='{.data.did}' | base64 -d)" = "$did"
+check "status has tier, score, phase, serviceAccountName, secretName" test \
+  "$(field agid agent-alpha '{.status.tier} {.status.trustScore} {.status.phase} {.status.serviceAccountName} {.status.secretName}')" \
+  = "standard 500 Active agent-alpha agent-alpha-agentmesh-identity"
+check "all six conditions are True" test \
+  "$(kc -n "$NS" get agid agent-alpha -o json | jq -r '[.status.conditions[]|select(.status=="True")|.type]|sort|join(",")')" \
+  = "CloudBindingReady,KeyReady,NetworkPolicyReady,Ready,ServiceAccountReady,Trusted"
+check "NetworkPolicy selects the agent's pods and admits same-tier peers" test \
+  "$(kc -n "$NS" get networkpolicy agent-alpha-agentmesh -o json | jq -c '[.spec.podSelector.matchLabels["agentmesh.io/agent"], .spec.ingress[0].from[0].podSelector.matchExpressions[0].values]')" \
+  = '["agent-alpha",["agent-beta","agent-gamma"]]'
+check "printer columns show DID, Tier, Score, Phase" bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get agid agent-alpha | grep -q 'did:mesh:.*standard.*500.*Active'"
+
+# --- spec update converges --------------------------------------------------------------
+kc -n "$NS" patch agid agent-alpha --type merge -p '{"spec":{"cloud":{"aws":{"roleArn":"arn:aws:iam::123456789012:role/agentmesh/alpha-v2"}}}}' >/dev/null
+sa_has_v2() { [ "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn}')" = arn:aws:iam::123456789012:role/agentmesh/alpha-v2 ]; }
+check "spec update reaches the ServiceAccount" wait_until 30 sa_has_v2
+check "observedGeneration follows the new generation" wait_until 30 converged agent-alpha
+
+# --- children deleted / edited by hand are restored ------------------------------------
+kc -n "$NS" delete networkpolicy agent-beta-agentmesh >/dev/null
+check "deleted NetworkPolicy is restored" wait_until 30 kc -n "$NS" get networkpolicy agent-beta-agentmesh
+kc -n "$NS" annotate sa agent-beta --overwrite azure.workload.identity/client-id=00000000-0000-0000-0000-000000000000 >/dev/null
+beta_restored() { [ "$(field sa agent-beta '{.metadata.annotations.azure\.workload\.identity/client-id}')" = 3f2b8c1e-7d4a-4e6b-9a0c-5d1e2f3a4b5c ]; }
+check "hand-edited ServiceAccount annotation is restored" wait_until 30 beta_restored
+kc -n "$NS" delete secret agent-gamma-agentmesh-identity >/dev/null
+gamma_did=$(field agid agent-gamma '{.status.did}')
+gamma_rekeyed() { kc -n "$NS" get secret agent-gamma-agentmesh-identity >/dev/null && [ "$(kc -n "$NS" get secret agent-gamma-agentmesh-identity -o jsonpath='{.data.did}' | base64 -d)" = "$gamma_did" ]; }
+check "deleted identity Secret is recreated, keeping the DID" wait_until 30 gamma_rekeyed
+
+# --- pre-existing ServiceAccount ---------------------------------------------------------
+kc -n "$NS" create sa legacy >/dev/null
+kc -n "$NS" annotate sa legacy team.example.com/owner=gitops >/dev/null
+kc apply -f - >/dev/null <<YAML
+apiVersion: agentmesh.io/v1alpha1
+kind: AgentIdentity
+metadata: {name: agent-legacy, namespace: $NS}
+spec:
+  sponsor: dora@example.com
+  serviceAccountName: legacy
+  cloud: {gcp: {serviceAccount: legacy@my-project.iam.gserviceaccount.com}}
+YAML
+legacy_bound() { [ "$(field sa legacy '{.metadata.annotations.iam\.gke\.io/gcp-service-account}')" = legacy@my-project.iam.gserviceaccount.com ]; }
+check "pre-existing ServiceAccount gets the binding" wait_until 30 legacy_bound
+check "pre-existing ServiceAccount keeps its own annotation" test "$(field sa legacy '{.metadata.annotations.team\.example\.com/owner}')" = gitops
+check "pre-existing ServiceAccount gets no ownerReference" test -z "$(field sa legacy '{.metadata.ownerReferences}')"
+check "finalizer set on an agent with a pre-existing ServiceAccount" test "$(field agid agent-legacy '{.metadata.finalizers[0]}')" = agentmesh.io/cleanup
+kc -n "$NS" delete agid agent-legacy --wait=false >/dev/null
+legacy_released() { ! kc -n "$NS" get agid agent-legacy >/dev/null 2>&1 && [ -z "$(field sa legacy '{.metadata.annotations.iam\.gke\.io/gcp-service-account}')" ]; }
+check "deleting the agent removes only our fields from the pre-existing ServiceAccount" wait_until 30 legacy_released
+check "pre-existing ServiceAccount survives with its own annotation" test "$(field sa legacy '{.metadata.annotations.team\.example\.com/owner}')" = gitops
+
+# --- deletion garbage-collects children ------------------------------------------------
+kc -n "$NS" delete agid agent-gamma >/dev/null
+gamma_gone() { ! kc -n "$NS" get sa agent-gamma && ! kc -n "$NS" get secret agent-gamma-agentmesh-identity && ! kc -n "$NS" get networkpolicy agent-gamma-agentmesh; }
+check "deleting an AgentIdentity garbage-collects its ServiceAccount, Secret and NetworkPolicy" wait_until 60 gamma_gone
+
+# --- key rotation -----------------------------------------------------------------------------
+old_key=$(field agid agent-beta '{.status.keyId}')
+beta_did=$(field agid agent-beta '{.status.did}')
+check "the CRD refuses a rotation interval under 300 s" bash -c "! kubectl --kubeconfig $KUBECONFIG -n $NS patch agid agent-beta --type merge -p '{\"spec\":{\"keyRotation\":{\"intervalSeconds\":3}}}' 2>/dev/null"
+kc -n "$NS" annotate agid agent-beta --overwrite agentmesh.io/rotate-key=e2e-1 >/dev/null
+rotated() { local k; k=$(field agid agent-beta '{.status.keyId}'); [ -n "$k" ] && [ "$k" != "$old_key" ]; }
+check "key rotates on request (agentmesh.io/rotate-key annotation)" wait_until 30 rotated
+check "DID is stable across rotation" test "$(field agid agent-beta '{.status.did}')" = "$beta_did"
+check "Secret carries the rotation proof" test -n "$(kc -n "$NS" get secret agent-beta-agentmesh-identity -o jsonpath='{.data.rotation-proof}')"
+check "rotation is an Event" wait_until 10 bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get events --field-selector reason=KeyRotated -o name | grep -q ."
+sleep 2
+check "one request rotates once" test "$(kc -n "$NS" get events --field-selector reason=KeyRotated -o json | jq '[.items[]|select(.involvedObject.name=="agent-beta")|.count]|add')" = 1
+
+# --- metrics, secrets hygiene ---------------------------------------------------------------
+metrics=$(curl -fsS http://127.0.0.1:19190/metrics)
+for m in controller_runtime_reconcile_total controller_runtime_reconcile_time_seconds_bucket workqueue_depth \
+         workqueue_adds_total rest_client_requests_total leader_election_master_status agentmesh_trust_score \
+         agentmesh_credential_rotations_total; do
+  check "metric $m exported" grep -q "^$m" <<<"$metrics"
+done
+check "rotations counted" grep -q '^agentmesh_credential_rotations_total{result="success"} [1-9]' <<<"$metrics"
+leaked=0
+for a in agent-alpha agent-beta; do
+  sk=$(kc -n "$NS" get secret "$a-agentmesh-identity" -o jsonpath='{.data.ed25519\.key}')
+  raw_b64=$(printf %s "$sk" | base64 -d | base64 -w0)
+  for needle in "$sk" "$raw_b64" "${raw_b64:0:40}"; do
+    grep -qF -- "$needle" "$WORK"/*.log && leaked=1
+    grep -qF -- "$needle" <<<"$metrics" && leaked=1
+    kc -n "$NS" get agid "$a" -o json | grep -qF -- "$needle" && leaked=1
+    kc -n "$NS" get events -o json | grep -qF -- "$needle" && leaked=1
+  done
+done
+check "private keys appear in no log, metric, status or event" test $leaked = 0
+
+# --- leader election ----------------------------------------------------------------------------
+STANDBY_PID=$(start_controller b 19191)
+wait_until 30 curl -fsS http://127.0.0.1:19191/readyz
+sleep 3
+is_leader() { curl -fsS "http://127.0.0.1:$1/metrics" | grep -q '^leader_election_master_status{name="agentmesh-controller"} 1'; }
+check "exactly one replica leads" bash -c "! curl -fsS http://127.0.0.1:19191/metrics | grep -q '^leader_election_master_status{name=\"agentmesh-controller\"} 1'"
+check "the first replica holds the Lease" test "$(kc -n "$OPNS" get lease agentmesh-controller -o jsonpath='{.spec.holderIdentity}' | cut -c1-3)" != ""
+kill -TERM "$LEADER_PID"
+check "leader exits cleanly on SIGTERM" wait_until 15 bash -c "! kill -0 $LEADER_PID 2>/dev/null"
+check "the leader released the Lease on shutdown" grep -q "released lease" "$WORK/a.log"
+check "the standby takes over within 5 s" wait_until 5 is_leader 19191
+kc -n "$NS" annotate sa agent-alpha --overwrite eks.amazonaws.com/role-arn=tampered >/dev/null
+alpha_restored() { [ "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn}')" = arn:aws:iam::123456789012:role/agentmesh/alpha-v2 ]; }
+check "the new leader reconciles" wait_until 30 alpha_restored
+
+echo
+echo "e2e/controller.sh: $PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
