@@ -17,6 +17,8 @@ PKGS=(
   redis-server postgresql
   # tests, benchmarks, images
   valgrind wrk jq buildah umoci
+  # e2e/manifests.sh: YAML to JSON for checks of rendered manifests
+  yq
 )
 
 missing=()
