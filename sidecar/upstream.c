@@ -1,7 +1,8 @@
 /* upstream.c — signed POSTs to the controller over libevent's evhttp client
  * (see upstream.h). One connection per call, freed by libevent when the call
  * completes; the only state kept between calls is the parsed URL and the
- * TLS context. */
+ * TLS context. "Connection: close" makes libevent free each connection as
+ * soon as its one request completes (a kept-alive idle one would linger). */
 #include "sidecar/upstream.h"
 
 #include "common/auth.h"
@@ -32,6 +33,7 @@ struct upstream {
 struct call {
     upstream_done done;
     void *arg;
+    struct evhttp_connection *conn;
     int have_error;
     enum evhttp_request_error error;
 };
@@ -126,12 +128,25 @@ static void on_error(enum evhttp_request_error e, void *arg) {
     c->error = e;
 }
 
-/* Runs once per call (libevent calls it with req NULL after on_error). */
+static void free_conn(evutil_socket_t fd, short what, void *arg) {
+    evhttp_connection_free(arg);
+}
+
+/* Runs once per call. A failure comes one of two ways in libevent 2.1: after
+ * on_error with req NULL (the connection frees itself, being marked
+ * free-on-completion), or, when the connect itself fails, with a req that
+ * has no status and no error callback; that path never frees the
+ * connection, so we do, from the next loop turn (it is still on the stack). */
 static void on_done(struct evhttp_request *req, void *arg) {
     struct call *c = arg;
     int status = req ? evhttp_request_get_response_code(req) : 0;
     if (status == 0) {
-        const char *why = c->have_error ? error_text(c->error) : "no response";
+        const char *why = c->have_error ? error_text(c->error) : "connection refused or reset";
+        if (req && !c->have_error) {
+            struct event_base *base = evhttp_connection_get_base(c->conn);
+            if (event_base_once(base, -1, EV_TIMEOUT, free_conn, c->conn, NULL) != 0)
+                log_warn("upstream", "cannot schedule freeing a failed connection");
+        }
         c->done(c->arg, 0, "", 0, why, c->have_error && c->error == EVREQ_HTTP_TIMEOUT);
         free(c);
         return;
@@ -203,12 +218,14 @@ int upstream_post(struct upstream *u, struct event_base *base, const char *path,
         return -1;
     }
     evhttp_request_set_error_cb(req, on_error);
+    c->conn = conn;
     c->done = done;
     c->arg = arg;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     int bad = evhttp_add_header(h, "Host", u->host_header) != 0 ||
               evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
               evhttp_add_header(h, "Accept", "application/json") != 0 ||
+              evhttp_add_header(h, "Connection", "close") != 0 ||
               evhttp_add_header(h, "Authorization", auth) != 0 ||
               evbuffer_add(evhttp_request_get_output_buffer(req), body, len) != 0;
     if (bad) {

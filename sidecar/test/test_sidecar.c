@@ -1,0 +1,361 @@
+/* test_sidecar.c — a whole sidecar in process, on ephemeral ports, against a
+ * fake controller (an httpd that checks each call's Ed25519-Timestamp header
+ * with the real verifier and replay cache, then echoes what it got).
+ *
+ * Covers: forwarding and the exact forwarded bodies, the auth header on
+ * every controller call, key rotation picked up without restart, 413/400/
+ * 404/405 on the loopback API, 502 when the controller is down, 504 when it
+ * is slow, /healthz and /metrics. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/auth.h"
+#include "common/httpd.h"
+#include "common/json.h"
+#include "common/replay_cache.h"
+#include "sidecar/server.h"
+
+static char dir[64];
+static struct identity id;       /* the sidecar's key as the controller knows it */
+static struct httpd *fake;
+static struct replay_cache *replays;
+static struct sidecar *sc;
+
+/* ---- fake controller ---- */
+
+/* Echoes {path, body, auth: "ok"|reason} after checking the Authorization header. */
+static void fake_handle(struct httpd_req *req, void *arg) {
+    size_t len;
+    const char *body = httpd_body(req, &len);
+    const char *hdr = httpd_header(req, "Authorization");
+    const char *why = "missing Authorization";
+    struct auth_header h;
+    if (hdr && auth_parse_header(hdr, strlen(hdr), &h, &why) == 0 &&
+        strcmp(h.did, id.did) == 0 &&
+        auth_verify(&h, id.pk, NULL, httpd_method(req), httpd_path(req), body, len, time(NULL),
+                    NULL, &why) == 0) {
+        enum replay_result r = replay_cache_add(replays, h.sig, sizeof h.sig, h.ts, time(NULL));
+        why = r == REPLAY_OK ? NULL : replay_result_str(r);
+    } else if (hdr && why == NULL) {
+        why = "unknown DID";
+    }
+    json_t *got = json_parse(body, len, NULL, 0);
+    httpd_reply_json(req, why ? 401 : 200,
+                     json_pack("{s:s, s:o, s:s}", "path", httpd_path(req), "body",
+                               got ? got : json_null(), "auth", why ? why : "ok"));
+}
+
+
+static void late_reply(evutil_socket_t fd, short what, void *arg) {
+    struct httpd_req *req = arg;
+    httpd_reply_json(req, 200, json_pack("{s:s}", "late", "yes"));
+}
+
+/* Answers after 2 s: longer than the sidecar's 1 s timeout. */
+static void fake_slow(struct httpd_req *req, void *arg) {
+    struct timeval two = {2, 0};
+    ck_assert_int_eq(event_base_once(httpd_req_base(req), -1, EV_TIMEOUT, late_reply, req, &two), 0);
+}
+
+static void start_fake(void) {
+    struct httpd_options o = {.name = "fake-controller", .address = "127.0.0.1", .port = 0};
+    char err[256];
+    fake = httpd_new(&o);
+    ck_assert_ptr_nonnull(fake);
+    ck_assert_int_eq(httpd_route(fake, "POST", "/ctl/api/v1/handshake/verify", 0, fake_slow, NULL), 0);
+    ck_assert_int_eq(httpd_route(fake, NULL, "/", 1, fake_handle, NULL), 0);
+    ck_assert_msg(httpd_start(fake, err, sizeof err) == 0, "%s", err);
+}
+
+/* ---- a tiny blocking HTTP/1.0 client ---- */
+
+struct reply {
+    int status;
+    char body[8192];
+};
+
+static void http(int port, const char *method, const char *path, const char *body, size_t len,
+                 struct reply *out) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char head[512];
+    int n = snprintf(head, sizeof head, "%s %s HTTP/1.0\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n", method, path, len);
+    ck_assert_int_eq(write(fd, head, (size_t)n), n);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, body + off, len - off);
+        if (w <= 0) break;              /* the server may close early on an oversized body */
+        off += (size_t)w;
+    }
+    static char buf[1 << 17];
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+    close(fd);
+    buf[got] = '\0';
+    out->status = 0;
+    ck_assert_int_eq(sscanf(buf, "HTTP/1.%*d %d", &out->status), 1);
+    const char *b = strstr(buf, "\r\n\r\n");
+    snprintf(out->body, sizeof out->body, "%s", b ? b + 4 : "");
+}
+
+static void post(const char *path, const char *body, struct reply *out) {
+    http(sidecar_api_port(sc), "POST", path, body, strlen(body), out);
+}
+
+static json_t *body_json(const struct reply *r) {
+    json_t *j = json_parse(r->body, strlen(r->body), NULL, 0);
+    ck_assert_msg(j != NULL, "reply is not JSON: %s", r->body);
+    return j;
+}
+
+/* ---- fixture ---- */
+
+static void start_sidecar(const char *controller_url, int timeout) {
+    struct sidecar_config c;
+    char err[512];
+    char *argv[] = {"sidecar", NULL};
+    ck_assert_int_eq(sidecar_config_load(&c, 1, argv, err, sizeof err), CONFIG_OK);
+    snprintf(c.controller_url, sizeof c.controller_url, "%s", controller_url);
+    snprintf(c.identity_dir, sizeof c.identity_dir, "%s", dir);
+    snprintf(c.agent, sizeof c.agent, "alpha");
+    c.listen_port = 0;
+    snprintf(c.metrics_addr, sizeof c.metrics_addr, "127.0.0.1");
+    c.metrics_port = 0;
+    c.timeout_seconds = timeout;
+    sc = sidecar_start(&c, err, sizeof err);
+    ck_assert_msg(sc != NULL, "%s", err);
+}
+
+static void setup(void) {
+    char err[256], url[128];
+    strcpy(dir, "/tmp/test_sidecar.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(identity_generate(&id), 0);
+    ck_assert_int_eq(identity_save_dir(dir, &id, NULL, err, sizeof err), 0);
+    replays = replay_cache_new(1024, AUTH_WINDOW_SECONDS);
+    start_fake();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ctl/", httpd_port(fake));
+    start_sidecar(url, 1);
+}
+
+static void teardown(void) {
+    sidecar_stop(sc);
+    httpd_free(fake);
+    replay_cache_free(replays);
+    identity_wipe(&id);
+    const char *names[] = {"ed25519.key", "ed25519.pub", "did", "key-id", "rotation-proof"};
+    char p[128];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+/* ---- tests ---- */
+
+START_TEST(identity_and_health) {
+    struct reply r;
+    http(sidecar_api_port(sc), "GET", "/v1/identity", "", 0, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *j = body_json(&r);
+    ck_assert_str_eq(json_str_at(j, "did"), id.did);
+    ck_assert_str_eq(json_str_at(j, "key_id"), id.key_id);
+    ck_assert_str_eq(json_str_at(j, "agent"), "alpha");
+    json_decref(j);
+    http(sidecar_metrics_port(sc), "GET", "/healthz", "", 0, &r);
+    ck_assert_int_eq(r.status, 200);
+    http(sidecar_metrics_port(sc), "GET", "/metrics", "", 0, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "agentmesh_sidecar_requests_total{route=\"identity\",code=\"200\"}"));
+    ck_assert_ptr_nonnull(strstr(r.body, "agentmesh_sidecar_identity_loaded 1"));
+}
+END_TEST
+
+START_TEST(challenge_forwarded_with_auth) {
+    struct reply r;
+    const char *peer = "did:mesh:0123456789abcdef0123456789abcdef";
+    char body[128];
+    snprintf(body, sizeof body, "{\"peer_did\":\"%s\"}", peer);
+    for (int i = 0; i < 3; i++) {          /* three calls: three distinct signatures */
+        post("/v1/challenge", body, &r);
+        ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
+        json_t *j = body_json(&r);
+        ck_assert_str_eq(json_str_at(j, "auth"), "ok");
+        ck_assert_str_eq(json_str_at(j, "path"), "/ctl/api/v1/handshake/challenge");
+        ck_assert_str_eq(json_str_at(j, "body.agent_did"), peer);
+        json_decref(j);
+    }
+}
+END_TEST
+
+START_TEST(signals_forwarded_with_own_did) {
+    struct reply r;
+    post("/v1/signals", "{\"dimension\":\"policyCompliance\",\"value\":0.9}", &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *j = body_json(&r);
+    ck_assert_str_eq(json_str_at(j, "auth"), "ok");
+    ck_assert_str_eq(json_str_at(j, "path"), "/ctl/api/v1/signals");
+    ck_assert_str_eq(json_str_at(j, "body.agent_did"), id.did);
+    ck_assert_str_eq(json_str_at(j, "body.dimension"), "policyCompliance");
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(rotated_key_used_without_restart) {
+    char err[256], proof[ID_SIG_B64_BUFSZ];
+    struct identity next;
+    struct reply r;
+    ck_assert_int_eq(identity_rotate(&id, &next, proof, sizeof proof), 0);
+    ck_assert_int_eq(identity_save_dir(dir, &next, proof, err, sizeof err), 0);
+    /* Before the poll the sidecar still signs with the old key. */
+    post("/v1/signals", "{\"dimension\":\"outputQuality\",\"value\":0.5}", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(sidecar_poll_identity(sc), 1);
+    /* The controller now knows only the new key. */
+    struct identity old = id;
+    id = next;
+    post("/v1/signals", "{\"dimension\":\"outputQuality\",\"value\":0.5}", &r);
+    ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
+    http(sidecar_api_port(sc), "GET", "/v1/identity", "", 0, &r);
+    json_t *j = body_json(&r);
+    ck_assert_str_eq(json_str_at(j, "key_id"), next.key_id);
+    ck_assert_str_eq(json_str_at(j, "did"), old.did);
+    json_decref(j);
+    identity_wipe(&old);
+}
+END_TEST
+
+START_TEST(bad_requests) {
+    struct reply r;
+    post("/v1/challenge", "{not json", &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "not valid JSON"));
+    post("/v1/respond", "{\"challenge_id\":\"c\"}", &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "nonce"));
+    http(sidecar_api_port(sc), "GET", "/v1/challenge", "", 0, &r);
+    ck_assert_int_eq(r.status, 405);
+    http(sidecar_api_port(sc), "GET", "/v1/nope", "", 0, &r);
+    ck_assert_int_eq(r.status, 404);
+    size_t big = SIDECAR_MAX_BODY + 100;
+    char *huge = malloc(big);
+    memset(huge, ' ', big);
+    http(sidecar_api_port(sc), "POST", "/v1/verify", huge, big, &r);
+    ck_assert_int_eq(r.status, 413);
+    free(huge);
+}
+END_TEST
+
+START_TEST(respond_signs_locally) {
+    struct reply r;
+    post("/v1/respond", "{\"challenge_id\":\"challenge_0011223344556677\",\"nonce\":"
+                        "\"aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899\"}", &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *j = body_json(&r);
+    char msg[300];
+    snprintf(msg, sizeof msg, "challenge_0011223344556677:%s:%s:%s",
+             "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899",
+             json_str_at(j, "response_nonce"), id.did);
+    unsigned char sig[ID_SIG_LEN];
+    const char *s = json_str_at(j, "signature");
+    ck_assert_int_eq(b64_decode_exact(s, strlen(s), sig, sizeof sig), 0);
+    ck_assert_int_eq(identity_verify(id.pk, msg, strlen(msg), sig), 0);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(slow_controller_gives_504) {
+    struct reply r;
+    char body[512];
+    unsigned char sig[ID_SIG_LEN] = {0};
+    char sig_b64[ID_SIG_B64_BUFSZ];
+    ck_assert_int_eq(b64_encode(sig, sizeof sig, sig_b64, sizeof sig_b64), 0);
+    snprintf(body, sizeof body, "{\"challenge_id\":\"challenge_0011223344556677\",\"agent_did\":\"%s\","
+             "\"response_nonce\":\"00112233445566778899aabbccddeeff\",\"signature\":\"%s\"}",
+             id.did, sig_b64);
+    post("/v1/verify", body, &r);
+    ck_assert_msg(r.status == 504, "status %d: %s", r.status, r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "timed out"));
+    sleep(2);                               /* let the fake's late reply run before teardown */
+}
+END_TEST
+
+START_TEST(controller_down_gives_502) {
+    sidecar_stop(sc);
+    /* A port nobody listens on: bind one, note it, close it. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    start_sidecar(url, 1);
+    struct reply r;
+    post("/v1/challenge", "{\"peer_did\":\"did:mesh:0123456789abcdef0123456789abcdef\"}", &r);
+    ck_assert_msg(r.status == 502, "status %d: %s", r.status, r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "BadGateway"));
+    /* And an unresolvable name. */
+    sidecar_stop(sc);
+    start_sidecar("http://no-such-host.invalid:8080", 1);
+    post("/v1/challenge", "{\"peer_did\":\"did:mesh:0123456789abcdef0123456789abcdef\"}", &r);
+    ck_assert_msg(r.status == 502, "status %d: %s", r.status, r.body);
+}
+END_TEST
+
+START_TEST(no_identity_yet) {
+    sidecar_stop(sc);
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", dir);
+    snprintf(dir, sizeof dir, "/nonexistent-identity");
+    start_sidecar("http://127.0.0.1:1", 1);
+    snprintf(dir, sizeof dir, "%s", saved);
+    struct reply r;
+    http(sidecar_metrics_port(sc), "GET", "/healthz", "", 0, &r);
+    ck_assert_int_eq(r.status, 503);
+    http(sidecar_api_port(sc), "GET", "/v1/identity", "", 0, &r);
+    ck_assert_int_eq(r.status, 503);
+    post("/v1/challenge", "{\"peer_did\":\"did:mesh:0123456789abcdef0123456789abcdef\"}", &r);
+    ck_assert_int_eq(r.status, 503);
+}
+END_TEST
+
+int main(void) {
+    if (identity_init() != 0) return EXIT_FAILURE;
+    Suite *s = suite_create("sidecar");
+    TCase *tc = tcase_create("sidecar");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, identity_and_health);
+    tcase_add_test(tc, challenge_forwarded_with_auth);
+    tcase_add_test(tc, signals_forwarded_with_own_did);
+    tcase_add_test(tc, rotated_key_used_without_restart);
+    tcase_add_test(tc, bad_requests);
+    tcase_add_test(tc, respond_signs_locally);
+    tcase_add_test(tc, slow_controller_gives_504);
+    tcase_add_test(tc, controller_down_gives_502);
+    tcase_add_test(tc, no_identity_yet);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
