@@ -289,7 +289,7 @@ static int ensure_service_account(struct controller *c, struct agent_view *v) {
         conflict = owner && strcmp(owner, v->name) != 0;
         const char *pre = json_string_value(json_object_get(json_at(sa, "metadata.annotations"),
                                                             ANNOTATION_PREEXISTING));
-        v->preexisting_sa = pre && strcmp(pre, "true") == 0;
+        v->preexisting_sa = (pre && strcmp(pre, "true") == 0) || !owner;
     } else {
         struct kube_result r = {0};
         if (kube_get(c->client, &GVR_SERVICEACCOUNTS, v->ns, sa_name, NULL, &r) == 0) {
@@ -522,17 +522,37 @@ static int set_finalizer(struct controller *c, const json_t *agid, int add) {
     return rc;
 }
 
+static int namespace_terminating(struct controller *c, const char *ns) {
+    static const struct kube_gvr namespaces = {"", "v1", "namespaces", 0};
+    struct kube_result r = {0};
+    int terminating = kube_get(c->client, &namespaces, NULL, ns, NULL, &r) == 0 &&
+                      json_at(r.body, "metadata.deletionTimestamp") != NULL;
+    kube_result_free(&r);
+    return terminating;
+}
+
 /* Deletion: remove our fields from a pre-existing ServiceAccount, then let go. */
 static int finalize(struct controller *c, const json_t *agid) {
     if (!has_finalizer(agid)) return 0;
     const char *ns = json_str_at(agid, "metadata.namespace");
     const char *sa = agent_sa_name(agid);
-    json_t *release = render_service_account_release(ns, sa);
+    /* A ServiceAccount that is gone, or going with its terminating namespace,
+     * has nothing left to release; applying to it would only fail forever
+     * and wedge the namespace deletion behind our finalizer. */
     struct kube_result r = {0};
-    int rc = kube_patch(c->client, &GVR_SERVICEACCOUNTS, ns, sa, NULL, KUBE_PATCH_APPLY, release,
+    int rc = kube_get(c->client, &GVR_SERVICEACCOUNTS, ns, sa, NULL, &r);
+    int gone = rc != 0 && kube_is_reason(&r, "NotFound");
+    if (rc == 0) gone = namespace_terminating(c, ns);
+    kube_result_free(&r);
+    memset(&r, 0, sizeof r);
+    if (gone) {
+        rc = 0;
+    } else if (rc == 0) {
+        json_t *release = render_service_account_release(ns, sa);
+        rc = kube_patch(c->client, &GVR_SERVICEACCOUNTS, ns, sa, NULL, KUBE_PATCH_APPLY, release,
                         AGENTMESH_FIELD_MANAGER, 1, &r);
-    json_decref(release);
-    if (rc != 0 && kube_is_reason(&r, "NotFound")) rc = 0;
+        json_decref(release);
+    }
     if (rc != 0) log_warn(LOG, "%s/%s: releasing ServiceAccount %s: %s", ns, json_str_at(agid, "metadata.name"), sa, r.message);
     kube_result_free(&r);
     if (rc == 0) {

@@ -41,11 +41,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_controller() { # start_controller NAME METRICS_PORT
+# start_controller NAME METRICS_PORT: sets STARTED_PID (no subshell, so cleanup sees every pid).
+start_controller() {
   "$BIN" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --metrics-port "$2" --api-port 0 \
     --webhook-port 0 --bind-address 127.0.0.1 --status-min-interval 1 >"$WORK/$1.log" 2>&1 &
-  PIDS+=($!)
-  echo $!
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
 }
 jp() { kc get "$@" 2>/dev/null; }   # jp KIND NAME -n NS -o jsonpath=...
 field() { kc -n "$NS" get "$1" "$2" -o "jsonpath=$3" 2>/dev/null; }
@@ -62,7 +63,8 @@ kc wait --for condition=established --timeout=30s crd/agentidentities.agentmesh.
 kc create ns "$NS" >/dev/null
 kc create ns "$OPNS" >/dev/null
 
-LEADER_PID=$(start_controller a 19190)
+start_controller a 19190
+LEADER_PID=$STARTED_PID
 check "controller becomes ready (/readyz)" wait_until 30 curl -fsS http://127.0.0.1:19190/readyz
 
 for f in aws azure gcp; do
@@ -187,7 +189,7 @@ done
 check "private keys appear in no log, metric, status or event" test $leaked = 0
 
 # --- leader election ----------------------------------------------------------------------------
-STANDBY_PID=$(start_controller b 19191)
+start_controller b 19191
 wait_until 30 curl -fsS http://127.0.0.1:19191/readyz
 sleep 3
 is_leader() { curl -fsS "http://127.0.0.1:$1/metrics" | grep -q '^leader_election_master_status{name="agentmesh-controller"} 1'; }
