@@ -41,10 +41,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+mkdir -p "$WORK/certs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/certs/tls.key" -out "$WORK/certs/tls.crt" 2>/dev/null
 # start_controller NAME METRICS_PORT: sets STARTED_PID (no subshell, so cleanup sees every pid).
 start_controller() {
   "$BIN" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --metrics-port "$2" --api-port 0 \
-    --webhook-port 0 --bind-address 127.0.0.1 --status-min-interval 1 >"$WORK/$1.log" 2>&1 &
+    --webhook-port 0 --bind-address 127.0.0.1 --status-min-interval 1 --webhook-cert-dir "$WORK/certs" >"$WORK/$1.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
 }

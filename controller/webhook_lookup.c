@@ -1,0 +1,52 @@
+/* webhook_lookup.c — cache-first lookups for the admission webhook (webhook_lookup.h). */
+#include "controller/webhook_lookup.h"
+
+#include "common/json.h"
+#include "controller/agent_render.h"
+#include "webhook/api_lookup.h"
+
+#include <string.h>
+
+static json_t *find_by_service_account(struct informer *agents, const char *ns, const char *sa) {
+    json_t *all = informer_list(agents);
+    json_t *found = NULL;
+    size_t i;
+    json_t *a;
+    json_array_foreach(all, i, a) {
+        const char *ans = json_str_at(a, "metadata.namespace");
+        const char *asa = agent_sa_name(a);
+        if (ans && asa && strcmp(ans, ns) == 0 && strcmp(asa, sa) == 0) {
+            found = json_incref(a);
+            break;
+        }
+    }
+    json_decref(all);
+    return found;
+}
+
+json_t *webhook_lookup_identity(const char *ns, const char *key, int by_service_account, void *arg) {
+    struct webhook_lookup *l = arg;
+    json_t *hit = by_service_account ? find_by_service_account(l->agents, ns, key)
+                                     : informer_get_by_name(l->agents, ns, key);
+    return hit ? hit : api_lookup_identity(ns, key, by_service_account, l->client);
+}
+
+json_t *webhook_lookup_ns_labels(const char *ns, void *arg) {
+    struct webhook_lookup *l = arg;
+    json_t *obj = informer_get_by_name(l->namespaces, NULL, ns);
+    if (!obj) return api_lookup_ns_labels(ns, l->client);
+    json_t *labels = json_at(obj, "metadata.labels");
+    json_t *out = json_is_object(labels) ? json_incref(labels) : json_object();
+    json_decref(obj);
+    return out;
+}
+
+json_t *webhook_lookup_strip_namespace(json_t *obj, void *arg) {
+    (void)arg;
+    json_t *meta = json_object_get(obj, "metadata");
+    json_t *slim = json_pack("{s:{s:O?, s:O?, s:O?}}", "metadata", "name", json_object_get(meta, "name"),
+                             "resourceVersion", json_object_get(meta, "resourceVersion"), "labels",
+                             json_object_get(meta, "labels"));
+    json_decref(obj);
+    return slim;
+}
