@@ -226,6 +226,13 @@ static double jittered(double step, unsigned *seed)
     return d > BACKOFF_MAX ? BACKOFF_MAX : d;
 }
 
+/* Grows the backoff one step and sleeps it (jittered), or until stopped. */
+static void back_off(double *backoff, unsigned *seed, volatile int *stop)
+{
+    *backoff = kube_watch_backoff_next(*backoff);
+    sleep_unless_stopped(jittered(*backoff, seed), stop);
+}
+
 /* kube_line_fn adapter for kube_watch_handle_line. */
 static int on_line(const char *line, size_t len, void *arg)
 {
@@ -270,7 +277,7 @@ static enum kube_watch_verdict stream_once(struct kube_client *c, const struct k
         log_warn("watch", "resource=%s stream failed: status=%d reason=%s msg=\"%s\"", what,
                  res.status, res.reason, res.message);
     }
-    *healthy = v != KUBE_WATCH_FAILED && (st.events > 0 || monotonic() - t0 >= 1.0);
+    *healthy = v == KUBE_WATCH_CONTINUE && (st.events > 0 || monotonic() - t0 >= 1.0);
     log_debug("watch", "resource=%s stream ended: %lu events, %lu malformed, rv=%s", what,
               st.events, st.malformed, rv);
     kube_result_free(&res);
@@ -291,13 +298,13 @@ int kube_watch_run(struct kube_client *c, const struct kube_watch_opts *opts,
         snprintf(rv, sizeof(rv), "%s", opts->resource_version);
     unsigned seed = (unsigned)(monotonic() * 1e6) ^ (unsigned)(uintptr_t)&seed;
     double backoff = 0;
+    int gone_in_row = 0;
     while (!*stop) {
         if (!rv[0]) {
             if (h->relist(h->arg, rv, sizeof(rv)) != 0 || !rv[0]) {
                 rv[0] = '\0';
-                backoff = kube_watch_backoff_next(backoff);
-                log_warn("watch", "resource=%s list failed, retrying in ~%.1fs", what, backoff);
-                sleep_unless_stopped(jittered(backoff, &seed), stop);
+                log_warn("watch", "resource=%s list failed, retrying with backoff", what);
+                back_off(&backoff, &seed, stop);
                 continue;
             }
             log_debug("watch", "resource=%s listed at rv=%s", what, rv);
@@ -308,12 +315,16 @@ int kube_watch_run(struct kube_client *c, const struct kube_watch_opts *opts,
             backoff = 0;
         if (*stop)
             break;
+        gone_in_row = v == KUBE_WATCH_GONE ? gone_in_row + 1 : 0;
         if (v == KUBE_WATCH_GONE) {
             log_info("watch", "resource=%s rv=%s is gone (410), relisting", what, rv);
             rv[0] = '\0';
-        } else if (v == KUBE_WATCH_FAILED || !healthy) {
-            backoff = kube_watch_backoff_next(backoff);
-            sleep_unless_stopped(jittered(backoff, &seed), stop);
+            /* a fresh list that is at once too old again (a just-restarted
+             * API server's cache is still behind): do not spin */
+            if (gone_in_row > 1)
+                back_off(&backoff, &seed, stop);
+        } else if (!healthy) {
+            back_off(&backoff, &seed, stop);
         }
     }
     return 0;

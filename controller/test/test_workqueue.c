@@ -243,7 +243,7 @@ START_TEST(add_after_ordering)
         double waited = mono() - t0;
         ck_assert_str_eq(k, want[i]);
         ck_assert_double_ge(waited, due[i] - 0.001);
-        ck_assert_double_lt(waited, due[i] + 0.1);
+        ck_assert_double_lt(waited, due[i] + 0.5);    /* generous: a loaded 2-core machine */
         workqueue_done(q, k);
         free(k);
     }
