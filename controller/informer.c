@@ -80,7 +80,7 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     }
     if (failed || !inf->cache || !cond_ok || pthread_mutex_init(&inf->mu, NULL) != 0 ||
         pthread_mutex_init(&inf->dispatch_mu, NULL) != 0) {
-        /* mutexes need no destroy on this path: pthread_mutex_init cannot fail on Linux */
+        /* (glibc's pthread_mutex_init never fails, so no mutex is left to destroy) */
         if (cond_ok)
             pthread_cond_destroy(&inf->cond);
         strmap_free(inf->cache, NULL);
