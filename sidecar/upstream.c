@@ -14,6 +14,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct call {
     struct evhttp_connection *conn;
     int have_error;
     enum evhttp_request_error error;
+    char tls_error[160];     /* OpenSSL's reason, when TLS failed */
 };
 
 int upstream_parse_url(const char *url, struct upstream_url *out, char *err, size_t errlen) {
@@ -126,6 +128,9 @@ static void on_error(enum evhttp_request_error e, void *arg) {
     struct call *c = arg;
     c->have_error = 1;
     c->error = e;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->conn);
+    unsigned long ssl_err = bev ? bufferevent_get_openssl_error(bev) : 0;
+    if (ssl_err) ERR_error_string_n(ssl_err, c->tls_error, sizeof c->tls_error);
 }
 
 static void free_conn(evutil_socket_t fd, short what, void *arg) {
@@ -141,7 +146,9 @@ static void on_done(struct evhttp_request *req, void *arg) {
     struct call *c = arg;
     int status = req ? evhttp_request_get_response_code(req) : 0;
     if (status == 0) {
-        const char *why = c->have_error ? error_text(c->error) : "connection refused or reset";
+        const char *why = c->tls_error[0]    ? c->tls_error
+                          : c->have_error ? error_text(c->error)
+                                          : "connection refused or reset";
         if (req && !c->have_error) {
             struct event_base *base = evhttp_connection_get_base(c->conn);
             if (event_base_once(base, -1, EV_TIMEOUT, free_conn, c->conn, NULL) != 0)
