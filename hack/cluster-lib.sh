@@ -88,17 +88,18 @@ cl_restart_saved() {
   cl_start "$name" "${argv[@]}"
 }
 
-# cl_stop <name> [signal]: signal (default TERM), wait up to 15 s, then KILL.
+# cl_stop <name> [signal] [grace_s]: signal (default TERM), wait up to grace_s
+# (default 15), then KILL.
 cl_stop() {
-  local name=$1 sig=${2:-TERM} pid i
+  local name=$1 sig=${2:-TERM} grace=${3:-15} pid i
   pid=$(cl_pid "$name") || { rm -f "$CL_DIR/pids/$name.pid"; return 0; }
   kill -s "$sig" "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
+  for ((i = 0; i < grace * 10; i++)); do
     cl_alive "$name" || break
     sleep 0.1
   done
   if cl_alive "$name"; then
-    cl_log "$name (pid $pid) ignored SIG$sig for 15 s: killing it"
+    cl_log "$name (pid $pid) still running $grace s after SIG$sig: sending KILL"
     kill -s KILL "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do cl_alive "$name" || break; sleep 0.1; done
   fi
@@ -106,6 +107,10 @@ cl_stop() {
   rm -f "$CL_DIR/pids/$name.pid"
   cl_log "stopped $name (pid $pid)"
 }
+
+# kube-apiserver stops listening at once on SIGTERM but then waits for open
+# watch streams to end, up to a minute: past a few seconds, KILL is harmless.
+cl_stop_apiserver() { cl_stop kube-apiserver TERM 5; }
 
 # cl_wait <timeout_s> <cmd...>: polls cmd every 0.2 s until it succeeds.
 cl_wait() {

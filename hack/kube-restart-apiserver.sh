@@ -25,7 +25,7 @@ done
 
 cl_lock
 cl_alive kube-apiserver || cl_die "kube-apiserver is not running (start it with hack/kube-up.sh)"
-cl_stop kube-apiserver
+cl_stop_apiserver
 sleep "$down_for"
 cl_restart_saved kube-apiserver
 cl_wait_apiserver 90
