@@ -15,17 +15,9 @@ root=$(cd "$here/.." && pwd)
 # shellcheck source=e2e/lib.sh
 source "$here/lib.sh"
 
-NS=e2e-crds-$$
-WORK=$(mktemp -d)
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-cleanup() {
-  kc delete namespace "$NS" --wait=false >/dev/null 2>&1
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+e2e_namespace crds
+contains() { [[ "$1" == *"$2"* ]]; }
+lacks() { [[ "$1" != *"$2"* ]]; }
 
 # --- the CRDs -----------------------------------------------------------------
 
@@ -34,8 +26,9 @@ for crd in agentidentities.agentmesh.io trustpolicies.agentmesh.io; do
   wait_for 30 kc wait --for condition=established --timeout=5s "crd/$crd" ||
     fail "$crd not established"
   conds=$(kc get crd "$crd" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {end}')
-  check "$crd established, names accepted, structural ($conds)" \
-    eval '[[ "$conds" == *"Established=True"* && "$conds" == *"NamesAccepted=True"* && "$conds" != *NonStructuralSchema* ]]'
+  check "$crd established" contains "$conds" Established=True
+  check "$crd names accepted" contains "$conds" NamesAccepted=True
+  check "$crd schema is structural ($conds)" lacks "$conds" NonStructuralSchema
 done
 
 resources=$(kc api-resources --api-group=agentmesh.io --no-headers)
@@ -50,10 +43,9 @@ check "short name tp, namespaced, kind TrustPolicy" \
 # that it shares nothing with other runs or with a demo in progress.
 sample() { sed -e "s/namespace: agents-demo/namespace: $NS/" -e "s/name: agents-demo/name: $NS/" "$1"; }
 
-sample "$root/samples/namespace.yaml" | kc apply -f - >/dev/null || fail "cannot create namespace $NS"
 for f in "$root"/samples/*.yaml; do
   name=${f#"$root/"}
-  if sample "$f" | kc apply -f - >"$WORK/out" 2>&1; then ok "$name applies"; else bad "$name applies: $(cat "$WORK/out")"; fi
+  if out=$(sample "$f" | kc apply -f - 2>&1); then ok "$name applies"; else bad "$name applies: $out"; fi
 done
 check "namespace carries agentmesh.io/inject=enabled" \
   test "$(kc get ns "$NS" -o jsonpath='{.metadata.labels.agentmesh\.io/inject}')" = enabled
@@ -99,24 +91,24 @@ check "defaults: rule priority 100 when not given ($default_priority)" test "$de
 # refused <what> <field that must appear in the error> <kind> <spec as flow YAML>
 refused() {
   local what=$1 field=$2 kind=$3 spec=$4
-  if printf '%s\n' "apiVersion: agentmesh.io/v1alpha1" "kind: $kind" \
+  if out=$(printf '%s\n' "apiVersion: agentmesh.io/v1alpha1" "kind: $kind" \
     "metadata: {name: bad, namespace: $NS}" "spec: $spec" |
-    kc apply --validate=false --dry-run=server -f - >"$WORK/out" 2>&1; then
+    kc apply --validate=false --dry-run=server -f - 2>&1); then
     bad "$what: accepted, should be refused"
-  elif grep -qF "$field" "$WORK/out"; then
+  elif contains "$out" "$field"; then
     ok "$what refused naming $field"
   else
-    bad "$what refused, but the message does not name $field: $(cat "$WORK/out")"
+    bad "$what refused, but the message does not name $field: $out"
   fi
 }
 # accepted <what> <kind> <spec as flow YAML>
 accepted() {
-  if printf '%s\n' "apiVersion: agentmesh.io/v1alpha1" "kind: $2" \
+  if out=$(printf '%s\n' "apiVersion: agentmesh.io/v1alpha1" "kind: $2" \
     "metadata: {name: good, namespace: $NS}" "spec: $3" |
-    kc apply --validate=false --dry-run=server -f - >"$WORK/out" 2>&1; then
+    kc apply --validate=false --dry-run=server -f - 2>&1); then
     ok "$1 accepted"
   else
-    bad "$1 refused: $(cat "$WORK/out")"
+    bad "$1 refused: $out"
   fi
 }
 
@@ -193,31 +185,35 @@ check "unknown fields are pruned, known ones kept" \
 
 # --- status subresource and printer columns -------------------------------------
 
-status_patch() { kc -n "$NS" patch agid minimal --subresource=status --type=merge -p "$1" >"$WORK/out" 2>&1; }
+status_patch() { out=$(kc -n "$NS" patch agid minimal --subresource=status --type=merge -p "$1" 2>&1); }
 kc -n "$NS" patch agid minimal --type=merge -p '{"status":{"phase":"Revoked"}}' >/dev/null 2>&1
 check "status written through the main resource is ignored" \
   test "$(kc -n "$NS" get agid minimal -o jsonpath='{.status.phase}')" != Revoked
 if status_patch '{"status":{"phase":"Sleeping"}}'; then bad "status phase Sleeping accepted"; else
-  check "status phase outside the enum refused naming status.phase" grep -q status.phase "$WORK/out"; fi
+  check "status phase outside the enum refused naming status.phase" contains "$out" status.phase; fi
 if status_patch '{"status":{"did":"did:mesh:XYZ"}}'; then bad "malformed DID accepted"; else
-  check "malformed DID refused naming status.did" grep -q status.did "$WORK/out"; fi
+  check "malformed DID refused naming status.did" contains "$out" status.did; fi
 if status_patch '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}'; then bad "condition without reason accepted"; else
-  check "condition without reason/lastTransitionTime refused" grep -q status.conditions "$WORK/out"; fi
+  check "condition without reason/lastTransitionTime refused" contains "$out" status.conditions; fi
 
-DID=did:mesh:00112233445566778899aabbccddeeff
-want="$DID standard 512 Active"
-# A controller from another test may be reconciling this namespace too and
-# rewrite status: retry until the table shows what was just written.
+status_patch '{"status":{"did":"did:mesh:00112233445566778899aabbccddeeff","tier":"standard","trustScore":512,
+  "phase":"Active","conditions":[{"type":"Ready","status":"True","reason":"Test","message":"set by crds.sh",
+  "lastTransitionTime":"2026-01-01T00:00:00Z"}]}}' || bad "status patch with DID, tier, score, phase refused: $out"
+# A controller of another test may be reconciling this namespace as well and
+# rewrite status at any moment: compare the table with the object read just
+# before it, and trust the pair only if the object did not change meanwhile.
 columns_show_status() {
-  status_patch "{\"status\":{\"did\":\"$DID\",\"tier\":\"standard\",\"trustScore\":512,\"phase\":\"Active\",
-    \"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"Test\",\"message\":\"set by crds.sh\",
-    \"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}" || return 1
-  kc -n "$NS" get agid minimal >"$WORK/table" 2>&1 || return 1
-  [ "$(awk 'NR == 2 { print $2, $3, $4, $5 }' "$WORK/table")" = "$want" ]
+  local obj rv
+  obj=$(kc -n "$NS" get agid minimal -o json) || return 1
+  table=$(kc -n "$NS" get agid minimal) || return 1
+  rv=$(kc -n "$NS" get agid minimal -o jsonpath='{.metadata.resourceVersion}') || return 1
+  [ "$rv" = "$(jq -r .metadata.resourceVersion <<<"$obj")" ] || return 1
+  want=$(jq -r '.status | "\(.did) \(.tier) \(.trustScore) \(.phase)"' <<<"$obj")
+  [[ "$want" != *null* ]] && [ "$(awk 'NR == 2 { print $2, $3, $4, $5 }' <<<"$table")" = "$want" ]
 }
-check "kubectl get agid shows DID, Tier, Score, Phase from status" wait_for 10 columns_show_status
+check "kubectl get agid shows DID, Tier, Score, Phase from status" wait_for 20 columns_show_status
 check "header is NAME DID TIER SCORE PHASE AGE" \
-  test "$(awk 'NR == 1' "$WORK/table" | tr -s ' ')" = "NAME DID TIER SCORE PHASE AGE"
+  test "$(awk 'NR == 1' <<<"$table" | tr -s ' ')" = "NAME DID TIER SCORE PHASE AGE"
 header() { kc -n "$NS" get "$@" | awk 'NR == 1' | tr -s ' '; }
 check "-o wide adds SPONSOR and SERVICEACCOUNT" \
   test "$(header agid minimal -o wide)" = "NAME DID TIER SCORE PHASE SPONSOR SERVICEACCOUNT AGE"
@@ -230,6 +226,3 @@ check "kubectl explain agid.spec.cloud.aws.roleArn describes the field" \
   eval "kc explain agid.spec.cloud.aws.roleArn 2>&1 | grep 'eks.amazonaws.com/role-arn' >/dev/null"
 check "kubectl explain tp.spec.rules.condition.operator lists the operators" \
   eval "kc explain tp.spec.rules.condition.operator 2>&1 | grep 'not_in' >/dev/null"
-
-echo "crds.sh: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # jq programs are single-quoted on purpose
 # e2e/manifests.sh — the kustomize trees under manifests/ against the real
 # kube-apiserver (1.20).
 #
@@ -26,16 +27,6 @@ root=$(cd "$here/.." && pwd)
 source "$here/lib.sh"
 
 OPNS=agentmesh-system
-WORK=$(mktemp -d)
-PASSED=0 FAILED=0 created_ns=0
-ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-cleanup() {
-  [ "$created_ns" = 1 ] && kc delete namespace "$OPNS" --wait=false >/dev/null 2>&1
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 command -v yq >/dev/null || fail "yq not installed (hack/install-deps.sh)"
 
@@ -46,7 +37,7 @@ ns_not_terminating() { [ "$(ns_phase)" != Terminating ]; }
 wait_for 60 ns_not_terminating || fail "namespace $OPNS still terminating after 60 s"
 if [ "$(ns_phase)" = Absent ]; then
   kc create namespace "$OPNS" >/dev/null || fail "cannot create namespace $OPNS"
-  created_ns=1
+  E2E_NAMESPACES+=("$OPNS")     # ours: lib.sh deletes it on exit
 fi
 served=$(kc api-versions | jq -R . | jq -sc .) || fail "cannot list the server's API versions"
 [ "$(jq length <<<"$served")" -gt 10 ] || fail "the server lists too few API versions: $served"
@@ -67,7 +58,8 @@ def sel_matches($labels):
     elif .operator == "DoesNotExist" then ($labels | has($k)) | not
     else error("operator \(.operator)") end));
 '
-q() { jq -r "$JQLIB $1" "$2"; }
+# q FILTER OBJECTS_JSON: runs FILTER (with JQLIB) over a tree's objects.
+q() { jq -r "$JQLIB $1" <<<"$2"; }
 starts_with() { [[ "$1" == "$2"* ]]; }
 
 # Every combination of namespace and pod labels that matters to injection,
@@ -91,148 +83,148 @@ injection_mismatches() {
          then 1 else 0 end) as $want
       | select($n != $want)
       | "namespace \($nsl) pod \($pl): \($n) entries match, want \($want)" ]
-    | .[]' "$1"
+    | .[]' <<<"$1"
 }
 
-# check_common <objects.json>: what every tree promises.
+# check_common OBJECTS_JSON TREE: what every tree promises.
 check_common() {
-  local f=$1 t=$2
+  local objs=$1 t=$2
   check "$t: controller has 3 replicas, image agentmesh/agentmesh-controller:0.1.0" \
-    test "$(q 'ctl.spec.replicas, container.image' "$f" | tr '\n' ' ')" = "3 agentmesh/agentmesh-controller:0.1.0 "
+    test "$(q 'ctl.spec.replicas, container.image' "$objs" | tr '\n' ' ')" = "3 agentmesh/agentmesh-controller:0.1.0 "
   check "$t: ports api 8080, metrics 9090, webhook 9443" \
-    test "$(q '[container.ports[] | "\(.name)=\(.containerPort)"] | join(" ")' "$f")" = "api=8080 metrics=9090 webhook=9443"
+    test "$(q '[container.ports[] | "\(.name)=\(.containerPort)"] | join(" ")' "$objs")" = "api=8080 metrics=9090 webhook=9443"
   check "$t: probes /healthz and /readyz on the metrics port" \
-    test "$(q 'container | "\(.livenessProbe.httpGet.path) \(.livenessProbe.httpGet.port) \(.readinessProbe.httpGet.path) \(.readinessProbe.httpGet.port)"' "$f")" = \
+    test "$(q 'container | "\(.livenessProbe.httpGet.path) \(.livenessProbe.httpGet.port) \(.readinessProbe.httpGet.path) \(.readinessProbe.httpGet.port)"' "$objs")" = \
     "/healthz metrics /readyz metrics"
   check "$t: non-root 65532, read-only root, no capabilities, RuntimeDefault seccomp" \
     test "$(q 'ctl.spec.template.spec.securityContext as $p | container.securityContext as $c |
       [$p.runAsNonRoot, $p.runAsUser, $p.seccompProfile.type, $c.readOnlyRootFilesystem,
-       $c.allowPrivilegeEscalation, ($c.capabilities.drop | join(","))] | @csv' "$f")" = \
+       $c.allowPrivilegeEscalation, ($c.capabilities.drop | join(","))] | @csv' "$objs")" = \
     'true,65532,"RuntimeDefault",true,false,"ALL"'
   check "$t: requests cpu 50m memory 32Mi, limit memory 128Mi" \
-    test "$(q 'container.resources | "\(.requests.cpu) \(.requests.memory) \(.limits.memory)"' "$f")" = "50m 32Mi 128Mi"
+    test "$(q 'container.resources | "\(.requests.cpu) \(.requests.memory) \(.limits.memory)"' "$objs")" = "50m 32Mi 128Mi"
   check "$t: AGENTMESH_NAMESPACE from the pod's namespace" \
-    test "$(q 'env("AGENTMESH_NAMESPACE").valueFrom.fieldRef.fieldPath' "$f")" = metadata.namespace
+    test "$(q 'env("AGENTMESH_NAMESPACE").valueFrom.fieldRef.fieldPath' "$objs")" = metadata.namespace
   check "$t: spread and anti-affinity over topology.kubernetes.io/zone" \
     test "$(q 'ctl.spec.template.spec | [(.topologySpreadConstraints[].topologyKey),
       (.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[].podAffinityTerm.topologyKey)]
-      | map(select(. == "topology.kubernetes.io/zone")) | length' "$f")" = 2
+      | map(select(. == "topology.kubernetes.io/zone")) | length' "$objs")" = 2
   check "$t: PodDisruptionBudget minAvailable 2 selects the controller pods" \
     test "$(q 'ctl.spec.template.metadata.labels as $l | [.[] | select(.kind == "PodDisruptionBudget")]
-      | map(select(.spec.minAvailable == 2 and (.spec.selector | sel_matches($l)))) | length' "$f")" = 1
+      | map(select(.spec.minAvailable == 2 and (.spec.selector | sel_matches($l)))) | length' "$objs")" = 1
   check "$t: webhook Service agentmesh-webhook 443 -> webhook (9443)" \
-    test "$(q 'obj("Service"; "agentmesh-webhook").spec.ports[0] | "\(.port) \(.targetPort)"' "$f")" = "443 webhook"
+    test "$(q 'obj("Service"; "agentmesh-webhook").spec.ports[0] | "\(.port) \(.targetPort)"' "$objs")" = "443 webhook"
   check "$t: every Service selects the controller pods" \
     test "$(q 'ctl.spec.template.metadata.labels as $l | [.[] | select(.kind == "Service" and
       (.metadata.name | startswith("agentmesh-controller") or startswith("agentmesh-metrics") or startswith("agentmesh-webhook")))
-      | .spec | {matchLabels: .selector} | sel_matches($l)] | all and length == 3' "$f")" = true
+      | .spec | {matchLabels: .selector} | sel_matches($l)] | all and length == 3' "$objs")" = true
   check "$t: ClusterRole and Role have no wildcard" \
     test "$(q '[.[] | select(.kind == "ClusterRole" or .kind == "Role") | .rules[] | (.apiGroups + .resources + .verbs)[]
-      | select(. == "*")] | length' "$f")" = 0
+      | select(. == "*")] | length' "$objs")" = 0
   check "$t: webhook configurations limited by resourceNames in the ClusterRole" \
     test "$(q '[obj("ClusterRole"; "agentmesh-controller").rules[] | select(.apiGroups == ["admissionregistration.k8s.io"])
-      | .resourceNames[]] | sort | join(" ")' "$f")" = "agentmesh-sidecar-injector agentmesh-validator"
+      | .resourceNames[]] | sort | join(" ")' "$objs")" = "agentmesh-sidecar-injector agentmesh-validator"
   check "$t: injector: /mutate-pods, Ignore, None, 5 s, IfNeeded, v1" \
     test "$(q '[obj("MutatingWebhookConfiguration"; "agentmesh-sidecar-injector").webhooks[] |
       "\(.clientConfig.service.path) \(.failurePolicy) \(.sideEffects) \(.timeoutSeconds) \(.reinvocationPolicy) \(.admissionReviewVersions)"]
-      | unique | join(";")' "$f")" = '/mutate-pods Ignore None 5 IfNeeded ["v1"]'
+      | unique | join(";")' "$objs")" = '/mutate-pods Ignore None 5 IfNeeded ["v1"]'
   check "$t: validator: /validate-agentmesh, Fail, CREATE/UPDATE of both kinds" \
     test "$(q 'obj("ValidatingWebhookConfiguration"; "agentmesh-validator").webhooks[0] |
-      "\(.clientConfig.service.path) \(.failurePolicy) \(.rules[0].operations) \(.rules[0].resources)"' "$f")" = \
+      "\(.clientConfig.service.path) \(.failurePolicy) \(.rules[0].operations) \(.rules[0].resources)"' "$objs")" = \
     '/validate-agentmesh Fail ["CREATE","UPDATE"] ["agentidentities","trustpolicies"]'
-  injection_mismatches "$f" >"$WORK/inject.txt"
-  check "$t: each opted-in pod matches exactly one injector entry, others none$(
-    [ -s "$WORK/inject.txt" ] && printf '\n%s' "$(cat "$WORK/inject.txt")")" test ! -s "$WORK/inject.txt"
+  local mismatches
+  mismatches=$(injection_mismatches "$objs")
+  check "$t: each opted-in pod matches exactly one injector entry, others none${mismatches:+$'\n'$mismatches}" \
+    test -z "$mismatches"
   check "$t: NetworkPolicy: 8080/9090 from agentmesh-access namespaces, 9443 from anywhere" \
     test "$(q 'obj("NetworkPolicy"; "agentmesh-controller").spec.ingress | map(
       "\(.from // "any" | if type == "array" then (.[0].namespaceSelector.matchLabels | to_entries[0] | "\(.key)=\(.value)") else . end):\([.ports[].port] | join(","))")
-      | join(" ")' "$f")" = "agentmesh-access=true:8080,9090 any:9443"
+      | join(" ")' "$objs")" = "agentmesh-access=true:8080,9090 any:9443"
   check "$t: NetworkPolicy egress: DNS, API server, Redis, PostgreSQL" starts_with \
-    "$(q '[obj("NetworkPolicy"; "agentmesh-controller").spec.egress[].ports[] | "\(.protocol)/\(.port)"] | join(" ")' "$f")" \
+    "$(q '[obj("NetworkPolicy"; "agentmesh-controller").spec.egress[].ports[] | "\(.protocol)/\(.port)"] | join(" ")' "$objs")" \
     'UDP/53 TCP/53 TCP/443 TCP/6443 TCP/6379 TCP/6380 TCP/5432'
 
 }
 
-# check_overlay <tree> <objects.json>: what each overlay adds.
+# check_overlay TREE OBJECTS_JSON: what each overlay adds.
 check_overlay() {
-  local t=$1 f=$2
+  local t=$1 objs=$2
   case $t in
   overlays/aws)
     check "$t: IRSA role ARN on the controller ServiceAccount" eval "q 'obj(\"ServiceAccount\"; \"agentmesh-controller\")
-      .metadata.annotations[\"eks.amazonaws.com/role-arn\"]' $f | grep -Eq '^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+'" ;;&
+      .metadata.annotations[\"eks.amazonaws.com/role-arn\"]' \"\$objs\" | grep -E '^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+' >/dev/null" ;;&
   overlays/aws | overlays/azure)
     check "$t: Redis and PostgreSQL URLs from Secret agentmesh-storage" \
-      test "$(q '[env("AGENTMESH_REDIS_URL"), env("AGENTMESH_POSTGRES_URL")] | map(.valueFrom.secretKeyRef | "\(.name)/\(.key)") | join(" ")' "$f")" = \
+      test "$(q '[env("AGENTMESH_REDIS_URL"), env("AGENTMESH_POSTGRES_URL")] | map(.valueFrom.secretKeyRef | "\(.name)/\(.key)") | join(" ")' "$objs")" = \
       "agentmesh-storage/redis-url agentmesh-storage/postgres-url" ;;&
   overlays/azure)
     check "$t: Workload Identity label and client-id on the ServiceAccount, label on the pods" \
       test "$(q 'obj("ServiceAccount"; "agentmesh-controller").metadata as $sa | [$sa.labels["azure.workload.identity/use"],
         ($sa.annotations["azure.workload.identity/client-id"] | test("^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")),
-        ctl.spec.template.metadata.labels["azure.workload.identity/use"]] | @csv' "$f")" = '"true",true,"true"' ;;
+        ctl.spec.template.metadata.labels["azure.workload.identity/use"]] | @csv' "$objs")" = '"true",true,"true"' ;;
   overlays/gcp)
     check "$t: GKE Workload Identity annotation" eval "q 'obj(\"ServiceAccount\"; \"agentmesh-controller\")
-      .metadata.annotations[\"iam.gke.io/gcp-service-account\"]' $f | grep -Eq '^[a-z][-a-z0-9]*@[a-z][-a-z0-9]*\.iam\.gserviceaccount\.com$'"
+      .metadata.annotations[\"iam.gke.io/gcp-service-account\"]' \"\$objs\" | grep -E '^[a-z][-a-z0-9]*@[a-z][-a-z0-9]*\.iam\.gserviceaccount\.com$' >/dev/null"
     check "$t: NetworkPolicy lets the controller reach the metadata server" \
-      test "$(q '[obj("NetworkPolicy"; "agentmesh-controller").spec.egress[] | .to[]?.ipBlock.cidr] | join(" ")' "$f")" = \
+      test "$(q '[obj("NetworkPolicy"; "agentmesh-controller").spec.egress[] | .to[]?.ipBlock.cidr] | join(" ")' "$objs")" = \
       "169.254.169.254/32 169.254.169.252/32" ;;
   overlays/ha-redis-postgres)
     check "$t: controller URLs name in-cluster Services that exist" \
       test "$(q '. as $all | [env("AGENTMESH_REDIS_URL").value, env("AGENTMESH_POSTGRES_URL").value]
         | map(capture("@(?<svc>[a-z-]+)\\.(?<ns>[a-z-]+)\\.svc:(?<port>[0-9]+)")) as $u
         | [$u[] | . as $x | $all | obj("Service"; $x.svc) | select(.metadata.namespace == $x.ns)
-           | select(any(.spec.ports[]; .port == ($x.port | tonumber)))] | length' "$f")" = 2
+           | select(any(.spec.ports[]; .port == ($x.port | tonumber)))] | length' "$objs")" = 2
     check "$t: Redis and PostgreSQL admit only the controller" \
       test "$(q '[obj("NetworkPolicy"; "agentmesh-redis"), obj("NetworkPolicy"; "agentmesh-postgres")]
-        | map(.spec.ingress[0].from[0].podSelector.matchLabels["app.kubernetes.io/name"]) | join(" ")' "$f")" = \
+        | map(.spec.ingress[0].from[0].podSelector.matchLabels["app.kubernetes.io/name"]) | join(" ")' "$objs")" = \
       "agentmesh-controller agentmesh-controller"
     check "$t: password variable precedes the URL that expands it" \
-      test "$(q '[container.env[].name] | (index("REDIS_PASSWORD") < index("AGENTMESH_REDIS_URL"))' "$f")" = true ;;
+      test "$(q '[container.env[].name] | (index("REDIS_PASSWORD") < index("AGENTMESH_REDIS_URL"))' "$objs")" = true ;;
   overlays/cert-manager)
     check "$t: --webhook-cert-dir is where the certificate Secret is mounted read-only" \
       test "$(q 'container as $c | ($c.volumeMounts[] | select(.name == "webhook-certs")) as $m
         | ctl.spec.template.spec.volumes[] | select(.name == "webhook-certs")
-        | "\($c.args | index("--webhook-cert-dir=\($m.mountPath)") != null) \($m.readOnly) \($m.mountPath)"' "$f")" = \
+        | "\($c.args | index("--webhook-cert-dir=\($m.mountPath)") != null) \($m.readOnly) \($m.mountPath)"' "$objs")" = \
       "true true /etc/agentmesh/webhook-certs" ;;
   overlays/k8s-1.20)
     check "$t: PodDisruptionBudget is policy/v1beta1 only" \
-      test "$(q '[.[] | select(.kind == "PodDisruptionBudget") | .apiVersion] | join(" ")' "$f")" = policy/v1beta1 ;;
+      test "$(q '[.[] | select(.kind == "PodDisruptionBudget") | .apiVersion] | join(" ")' "$objs")" = policy/v1beta1 ;;
   esac
 }
 
-# check_unserved <tree> <all.json> <unserved.json>: client-side checks of the
-# objects the server cannot validate.
+# check_unserved TREE OBJECTS_JSON UNSERVED_JSON: checks of the objects the
+# server cannot validate.
 check_unserved() {
-  local t=$1 f=$2 u=$3 pdb
+  local t=$1 objs=$2 u=$3 pdb
   check "$t: only policy/v1 and cert-manager.io/v1 objects are left unserved" \
-    test "$(jq -r '[.[] | .apiVersion | select(. != "policy/v1" and . != "cert-manager.io/v1")] | length' "$u")" = 0
+    test "$(q '[.[] | .apiVersion | select(. != "policy/v1" and . != "cert-manager.io/v1")] | length' "$u")" = 0
   pdb=$(jq -c '[.[] | select(.apiVersion == "policy/v1" and .kind == "PodDisruptionBudget")
-    | .apiVersion = "policy/v1beta1"]' "$u")
+    | .apiVersion = "policy/v1beta1"]' <<<"$u")
   if [ "$(jq length <<<"$pdb")" -gt 0 ]; then
-    if jq '{apiVersion: "v1", kind: "List", items: .}' <<<"$pdb" |
-      kc apply --dry-run=server -f - >"$WORK/out" 2>&1; then
+    if out=$(jq '{apiVersion: "v1", kind: "List", items: .}' <<<"$pdb" | kc apply --dry-run=server -f - 2>&1); then
       ok "$t: policy/v1 PodDisruptionBudget (not served here) accepted server-side as policy/v1beta1"
     else
-      bad "$t: PodDisruptionBudget refused as policy/v1beta1: $(cat "$WORK/out")"
+      bad "$t: PodDisruptionBudget refused as policy/v1beta1: $out"
     fi
   fi
-  if jq -e 'any(.[]; .apiVersion == "cert-manager.io/v1")' "$u" >/dev/null; then
+  if [ "$(q 'any(.[]; .apiVersion == "cert-manager.io/v1")' "$u")" = true ]; then
     check "$t: (client-side) Certificate references an Issuer of this tree" \
       test "$(q '[.[] | select(.kind == "Certificate")] as $c | [.[] | select(.kind == "Issuer")] as $i
         | $c | map(.spec.issuerRef as $r | .metadata.namespace as $n
-          | any($i[]; .metadata.name == $r.name and .metadata.namespace == $n and $r.kind == "Issuer")) | all and length == 1' "$f")" = true
+          | any($i[]; .metadata.name == $r.name and .metadata.namespace == $n and $r.kind == "Issuer")) | all and length == 1' "$objs")" = true
     check "$t: (client-side) Certificate covers the webhook Service's DNS names" \
       test "$(q 'obj("Service"; "agentmesh-webhook").metadata as $s | first(.[] | select(.kind == "Certificate")).spec.dnsNames
-        | index("\($s.name).\($s.namespace).svc") != null' "$f")" = true
+        | index("\($s.name).\($s.namespace).svc") != null' "$objs")" = true
     check "$t: (client-side) the controller mounts the Certificate's Secret" \
       test "$(q 'first(.[] | select(.kind == "Certificate")).spec.secretName as $s
-        | [ctl.spec.template.spec.volumes[] | select(.secret.secretName == $s)] | length' "$f")" = 1
+        | [ctl.spec.template.spec.volumes[] | select(.secret.secretName == $s)] | length' "$objs")" = 1
     check "$t: (client-side) both webhook configurations take their CA from that Certificate" \
       test "$(q 'first(.[] | select(.kind == "Certificate")).metadata as $m | [.[] | select(.kind | endswith("WebhookConfiguration"))
-        | .metadata.annotations["cert-manager.io/inject-ca-from"] == "\($m.namespace)/\($m.name)"] | all and length == 2' "$f")" = true
+        | .metadata.annotations["cert-manager.io/inject-ca-from"] == "\($m.namespace)/\($m.name)"] | all and length == 2' "$objs")" = true
     check "$t: (client-side) Issuer and Certificate have the fields cert-manager requires" \
       test "$(q '[.[] | select(.apiVersion == "cert-manager.io/v1") | .metadata.name != null and .metadata.namespace != null
         and (if .kind == "Certificate" then .spec.secretName != null and .spec.issuerRef.name != null
-             elif .kind == "Issuer" then (.spec | keys | length) == 1 else false end)] | all' "$f")" = true
+             elif .kind == "Issuer" then (.spec | keys | length) == 1 else false end)] | all' "$objs")" = true
   fi
 }
 
@@ -241,31 +233,24 @@ for d in "$root"/manifests/overlays/*/; do trees+=("overlays/$(basename "$d")");
 [ "${#trees[@]}" -ge 7 ] || bad "expected base and at least 6 overlays, found: ${trees[*]}"
 
 for t in "${trees[@]}"; do
-  name=${t//\//-}
-  if ! kc kustomize "$root/manifests/$t" >"$WORK/$name.yaml" 2>"$WORK/out"; then
-    bad "$t: kubectl kustomize failed: $(cat "$WORK/out")"
+  if ! yaml=$(kc kustomize "$root/manifests/$t" 2>&1); then
+    bad "$t: kubectl kustomize failed: $yaml"
     continue
   fi
-  yq -c 'select(. != null)' "$WORK/$name.yaml" | jq -s . >"$WORK/$name.json" ||
-    { bad "$t: rendered YAML does not parse"; continue; }
-  total=$(jq length "$WORK/$name.json")
-  ok "$t renders ($total objects)"
-  jq --argjson gv "$served" '[.[] | select(.apiVersion as $v | $gv | index($v))]' "$WORK/$name.json" >"$WORK/$name.served.json"
-  jq --argjson gv "$served" '[.[] | select(.apiVersion as $v | $gv | index($v) | not)]' "$WORK/$name.json" >"$WORK/$name.unserved.json"
-  nserved=$(jq length "$WORK/$name.served.json")
-  if jq '{apiVersion: "v1", kind: "List", items: .}' "$WORK/$name.served.json" |
-    kc apply --dry-run=server -f - >"$WORK/out" 2>&1; then
-    accepted=$(grep -c '(server dry run)$' "$WORK/out")
+  all=$(yq -c 'select(. != null)' <<<"$yaml" | jq -sc .) || { bad "$t: rendered YAML does not parse"; continue; }
+  ok "$t renders ($(jq length <<<"$all") objects)"
+  srv=$(jq -c --argjson gv "$served" '[.[] | select(.apiVersion as $v | $gv | index($v))]' <<<"$all")
+  unsrv=$(jq -c --argjson gv "$served" '[.[] | select(.apiVersion as $v | $gv | index($v) | not)]' <<<"$all")
+  nserved=$(jq length <<<"$srv")
+  if out=$(jq '{apiVersion: "v1", kind: "List", items: .}' <<<"$srv" | kc apply --dry-run=server -f - 2>&1); then
+    accepted=$(grep -c '(server dry run)$' <<<"$out")
     check "$t: API server accepts all $nserved served objects (dry-run=server; $accepted reported)" test "$accepted" -eq "$nserved"
   else
-    bad "$t: API server refused objects: $(grep -v '(server dry run)$' "$WORK/out")"
+    bad "$t: API server refused objects: $(grep -v '(server dry run)$' <<<"$out")"
   fi
-  unserved=$(jq -r '[.[] | "\(.apiVersion) \(.kind)/\(.metadata.name)"] | join(", ")' "$WORK/$name.unserved.json")
+  unserved=$(q '[.[] | "\(.apiVersion) \(.kind)/\(.metadata.name)"] | join(", ")' "$unsrv")
   [ -n "$unserved" ] && echo "note - $t: not served by this API server, checked otherwise: $unserved"
-  check_unserved "$t" "$WORK/$name.json" "$WORK/$name.unserved.json"
-  check_common "$WORK/$name.json" "$t"
-  check_overlay "$t" "$WORK/$name.json"
+  check_unserved "$t" "$all" "$unsrv"
+  check_common "$all" "$t"
+  check_overlay "$t" "$all"
 done
-
-echo "manifests.sh: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
