@@ -32,6 +32,7 @@
 #define COMPONENT "certs"
 #define MAX_PEM_FILE (1024 * 1024)
 #define MAX_BUNDLE_CAS 4
+#define BUNDLE_PROPAGATION_SECONDS 2
 
 static const struct kube_gvr secrets_gvr = {"", "v1", "secrets", 1};
 static const struct kube_gvr mutating_gvr = {"admissionregistration.k8s.io", "v1",
@@ -572,30 +573,61 @@ static void webhook_sync(struct cert_manager *cm, struct webhook_target *t) {
     json_decref(cfg);
 }
 
-/* One check: the Secret, the certificate in use, then the webhooks. */
+/* Waits up to `seconds` on the monotonic clock; 1 when stop was asked for. Call with lock held. */
+static int wait_locked(struct cert_manager *cm, double seconds) {
+    struct timespec due;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    long ns = (long)(seconds * 1e9);
+    due.tv_sec += ns / 1000000000L;
+    due.tv_nsec += ns % 1000000000L;
+    if (due.tv_nsec >= 1000000000L) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000L;
+    }
+    while (!cm->stopping && pthread_cond_timedwait(&cm->cond, &cm->lock, &due) != ETIMEDOUT) {
+    }
+    return cm->stopping;
+}
+
+/* One check: the Secret, then caBundle on the webhooks, then the certificate
+ * in use. The bundle goes first: after a CA renewal the API server must
+ * trust the new CA before it is served a certificate the new CA signed, so
+ * when the bundle changed under a certificate already in use, the switch
+ * waits BUNDLE_PROPAGATION_SECONDS for the API server to see the new
+ * configuration (renewing only the serving certificate keeps the bundle). */
 static void self_tick(struct cert_manager *cm) {
     struct material m;
     memset(&m, 0, sizeof m);
     json_t *secret = secret_ensure(cm, &m);
     const char *rv = json_str_at(secret, "metadata.resourceVersion");
-    if (secret && rv && strcmp(rv, cm->loaded_rv) != 0) {
+    int fresh = secret && rv && strcmp(rv, cm->loaded_rv) != 0;
+    char *bundle = fresh ? b64_encode(m.ca.cert_pem) : NULL;
+    int bundle_changed = bundle && (!cm->ca_bundle_b64 || strcmp(bundle, cm->ca_bundle_b64) != 0);
+    if (fresh && !bundle) set_reason(cm, "out of memory encoding the caBundle");
+    if (bundle_changed) {
+        free(cm->ca_bundle_b64);
+        cm->ca_bundle_b64 = bundle;
+        bundle = NULL;
+    }
+    free(bundle);
+    for (int i = 0; cm->ca_bundle_b64 && i < 2; i++)
+        if (cm->targets[i].name[0]) webhook_sync(cm, &cm->targets[i]);
+    int stop = 0;
+    if (fresh && bundle_changed && cm->ready_announced) {
+        log_info(COMPONENT, "CA bundle changed: switching certificates in %d s",
+                 BUNDLE_PROPAGATION_SECONDS);
+        pthread_mutex_lock(&cm->lock);
+        stop = wait_locked(cm, BUNDLE_PROPAGATION_SECONDS);
+        pthread_mutex_unlock(&cm->lock);
+    }
+    if (fresh && !stop) {
         char source[320];
         snprintf(source, sizeof source, "Secret %s/%s", cm->o.namespace, cm->o.secret_name);
-        char *bundle = b64_encode(m.ca.cert_pem);
-        if (!bundle) {
-            set_reason(cm, "out of memory encoding the caBundle");
-        } else if (install_pem(cm, source, m.tls.cert_pem, m.tls.key_pem) == 0) {
+        if (install_pem(cm, source, m.tls.cert_pem, m.tls.key_pem) == 0)
             snprintf(cm->loaded_rv, sizeof cm->loaded_rv, "%s", rv);
-            free(cm->ca_bundle_b64);
-            cm->ca_bundle_b64 = bundle;
-            bundle = NULL;
-        }
-        free(bundle);
     }
     material_free(&m);
     json_decref(secret);
-    for (int i = 0; cm->ca_bundle_b64 && i < 2; i++)
-        if (cm->targets[i].name[0]) webhook_sync(cm, &cm->targets[i]);
 }
 
 static void tick(struct cert_manager *cm) {
@@ -605,20 +637,8 @@ static void tick(struct cert_manager *cm) {
 
 static void *run(void *arg) {
     struct cert_manager *cm = arg;
-    long interval_ns = (long)(cm->o.check_interval_seconds * 1e9);
     pthread_mutex_lock(&cm->lock);
-    while (!cm->stopping) {
-        struct timespec due;
-        clock_gettime(CLOCK_MONOTONIC, &due);
-        due.tv_sec += interval_ns / 1000000000L;
-        due.tv_nsec += interval_ns % 1000000000L;
-        if (due.tv_nsec >= 1000000000L) {
-            due.tv_sec++;
-            due.tv_nsec -= 1000000000L;
-        }
-        while (!cm->stopping && pthread_cond_timedwait(&cm->cond, &cm->lock, &due) != ETIMEDOUT) {
-        }
-        if (cm->stopping) break;
+    while (!wait_locked(cm, cm->o.check_interval_seconds)) {
         pthread_mutex_unlock(&cm->lock);
         tick(cm);
         pthread_mutex_lock(&cm->lock);
