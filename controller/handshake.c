@@ -1,0 +1,144 @@
+/* handshake.c — the challenge/response handshake of DESIGN §5, without HTTP.
+ *
+ * A challenge is a random id and nonce, stored in the trust store as
+ * "<agent_did> <nonce>" with a TTL; verifying takes it out of the store
+ * (atomic, so a challenge is used once even across replicas) and then
+ * decides from the registry's record and the store's score alone. The
+ * HTTP side (trust_api.c) only parses bodies and formats the result. */
+#include "controller/trust_api.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Stored value: DID, one space, nonce. */
+#define CHALLENGE_VALUE_LEN (ID_DID_LEN + 1 + HANDSHAKE_NONCE_LEN)
+
+int trust_api_state_of(struct trust_store *s, const struct agent_record *rec, int64_t now_ms,
+                       struct trust_state *out, char *err, size_t errlen) {
+    int rc = s->get(s, rec->did, out, err, errlen);
+    if (rc != TS_NOT_FOUND) return rc;
+    return trust_state_init(out, rec->initial_score, &rec->params, now_ms, err, errlen) == 0
+               ? TS_OK : TS_INVALID;
+}
+
+int handshake_issue(struct trust_store *s, const char *agent_did, int64_t ttl_ms,
+                    struct handshake_challenge *out, char *err, size_t errlen) {
+    unsigned char id[8], nonce[HANDSHAKE_NONCE_LEN / 2];
+    char value[CHALLENGE_VALUE_LEN + 1];
+    /* 64 random bits collide only by accident; a second draw settles it. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        randombytes_buf(id, sizeof id);
+        randombytes_buf(nonce, sizeof nonce);
+        memcpy(out->id, HANDSHAKE_ID_PREFIX, sizeof HANDSHAKE_ID_PREFIX);
+        sodium_bin2hex(out->id + sizeof HANDSHAKE_ID_PREFIX - 1,
+                       sizeof out->id - (sizeof HANDSHAKE_ID_PREFIX - 1), id, sizeof id);
+        sodium_bin2hex(out->nonce, sizeof out->nonce, nonce, sizeof nonce);
+        int n = snprintf(value, sizeof value, "%s %s", agent_did, out->nonce);
+        if (n != CHALLENGE_VALUE_LEN) {
+            snprintf(err, errlen, "agent_did: not a DID");
+            return TS_INVALID;
+        }
+        int rc = s->put_challenge(s, out->id, value, ttl_ms, err, errlen);
+        if (rc != TS_EXISTS) return rc;
+    }
+    snprintf(err, errlen, "challenge id collision twice in a row");
+    return TS_UNAVAILABLE;
+}
+
+static void reject(struct handshake_result *out, int policy, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reject(struct handshake_result *out, int policy, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->reason, sizeof out->reason, fmt, ap);
+    va_end(ap);
+    out->verified = 0;
+    out->policy = policy;
+}
+
+/* 1 when sig is rec's signature over msg: current key, or previous key in its grace. */
+static int signed_by(const struct agent_record *rec, const char *msg, size_t len,
+                     const unsigned char sig[ID_SIG_LEN], int64_t now_ms) {
+    if (identity_verify(rec->pub, msg, len, sig) == 0) return 1;
+    return rec->has_prev && now_ms <= rec->prev_valid_until_ms &&
+           identity_verify(rec->prev_pub, msg, len, sig) == 0;
+}
+
+/* The first required capability rec lacks, or NULL. */
+static const char *missing_capability(const struct agent_record *rec, const json_t *required) {
+    size_t i, j;
+    json_t *want, *have;
+    json_array_foreach(required, i, want) {
+        int found = 0;
+        json_array_foreach(rec->capabilities, j, have)
+            if (json_equal(want, have)) found = 1;
+        if (!found) return json_string_value(want);
+    }
+    return NULL;
+}
+
+/* 1 when the stored challenge value "<did> <nonce>" names agent_did. */
+static int issued_for(const char *value, const char *agent_did) {
+    return strlen(value) == CHALLENGE_VALUE_LEN && value[ID_DID_LEN] == ' ' &&
+           strlen(agent_did) == ID_DID_LEN && strncmp(value, agent_did, ID_DID_LEN) == 0;
+}
+
+/* The registry's view of agent_did into *out (known, score, tier,
+ * capabilities) and *rec. 0, or -1 when the store is unavailable. */
+static int look_up(struct trust_store *s, struct agent_registry *reg, const char *agent_did,
+                   int64_t now_ms, struct agent_record *rec, struct handshake_result *out,
+                   char *err, size_t errlen) {
+    if (agent_registry_get(reg, agent_did, rec) != 0) return 0;
+    struct trust_state st;
+    if (trust_api_state_of(s, rec, now_ms, &st, err, errlen) != TS_OK) {
+        agent_record_clear(rec);
+        return -1;
+    }
+    out->known = 1;
+    out->capabilities = json_incref(rec->capabilities);
+    out->score = trust_score(&st, now_ms);
+    out->tier = trust_tier_of(out->score);
+    return 0;
+}
+
+int handshake_verify(struct trust_store *s, struct agent_registry *reg,
+                     const struct handshake_request *req, int64_t now_ms,
+                     struct handshake_result *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    char value[CHALLENGE_VALUE_LEN + 1], msg[512];
+    int taken = s->take_challenge(s, req->challenge_id, value, sizeof value, err, errlen);
+    if (taken == TS_UNAVAILABLE) return -1;
+    struct agent_record rec;
+    if (look_up(s, reg, req->agent_did, now_ms, &rec, out, err, errlen) != 0) return -1;
+    int n = -1;
+    if (taken == TS_OK && issued_for(value, req->agent_did))
+        n = snprintf(msg, sizeof msg, "%s:%s:%s:%s", req->challenge_id, value + ID_DID_LEN + 1,
+                     req->response_nonce, req->agent_did);
+    const char *cap = NULL;
+    if (taken != TS_OK)
+        reject(out, 0, "challenge %s is unknown, expired or already used", req->challenge_id);
+    else if (!issued_for(value, req->agent_did))
+        reject(out, 0, "challenge %s was issued for another agent", req->challenge_id);
+    else if (!out->known)
+        reject(out, 0, "unknown agent %s", req->agent_did);
+    else if (n < 0 || (size_t)n >= sizeof msg || !signed_by(&rec, msg, (size_t)n, req->signature, now_ms))
+        reject(out, 0, "signature does not verify under agent %s's registered key", req->agent_did);
+    else if (strcmp(rec.phase, "Revoked") == 0 || strcmp(rec.phase, "Quarantined") == 0)
+        reject(out, 1, "agent %s is %s", rec.did, rec.phase);
+    else if (out->score < req->bar)
+        reject(out, 1, "trust score %d is below the required %d", out->score, req->bar);
+    else if (req->required_capabilities && (cap = missing_capability(&rec, req->required_capabilities)))
+        reject(out, 1, "agent lacks the required capability \"%.128s\"", cap);
+    else
+        out->verified = 1;
+    if (out->known) agent_record_clear(&rec);
+    return 0;
+}
+
+void handshake_result_clear(struct handshake_result *r) {
+    json_decref(r->capabilities);
+    r->capabilities = NULL;
+}

@@ -1,0 +1,641 @@
+/* trust_api.c — routes, authentication, bodies and replies of the trust API
+ * (see trust_api.h; the handshake decisions themselves are in handshake.c).
+ *
+ * Every authenticated route goes through serve(): start the clock,
+ * authenticate the caller against the registry and the shared replay cache,
+ * run the route with the caller's record, and count the reply. Replies go
+ * through reply_json / reply_error only, so every answer is counted once
+ * with its route and code. */
+#include "controller/trust_api.h"
+
+#include "common/auth.h"
+#include "common/httpd.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOG "trust-api"
+#define AGENTS_PATH "/api/v1/agents"
+#define AGENT_PREFIX "/api/v1/agents/"
+
+struct trust_api;
+
+/* A route: its template (the metric label) and the function that serves an
+ * authenticated call. */
+struct call;
+typedef void (*route_fn)(struct call *c, const struct agent_record *caller);
+
+struct route {
+    struct trust_api *api;
+    const char *name;
+    route_fn fn;
+};
+
+enum { R_CHALLENGE, R_VERIFY, R_SIGNALS, R_AGENTS, R_AGENT, R_AUDIT, R_COUNT };
+
+struct trust_api {
+    struct trust_api_options o;
+    struct httpd *http;
+    struct route routes[R_COUNT];
+    struct metric *requests, *errors, *handshake_time, *handshakes, *violations, *audit_events;
+};
+
+/* One request in flight. */
+struct call {
+    struct trust_api *api;
+    struct httpd_req *req;
+    const char *route;
+};
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static void count(struct call *c, int code, const char *reason) {
+    char codes[8];
+    snprintf(codes, sizeof codes, "%d", code);
+    metric_add(c->api->requests, 1, c->route, codes);
+    if (reason) metric_add(c->api->errors, 1, c->route, reason);
+}
+
+/* Sends body (stolen) with code; NULL body (OOM) becomes a 500. */
+static void reply_json(struct call *c, int code, json_t *body) {
+    if (!body) code = 500;
+    count(c, code, body ? NULL : "InternalError");
+    httpd_reply_json(c->req, code, body);
+}
+
+static void reply_error(struct call *c, int code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void reply_error(struct call *c, int code, const char *reason, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    count(c, code, reason);
+    if (code >= 500) log_warn(LOG, "%s %s: %d %s", httpd_method(c->req), c->route, code, msg);
+    httpd_reply_error(c->req, code, reason, "%s", msg);
+}
+
+/* The reply for a trust-store failure: 503 when the backend is down, else 500. */
+static void reply_store_error(struct call *c, int rc, const char *err) {
+    if (rc == TS_UNAVAILABLE)
+        reply_error(c, 503, "StoreUnavailable", "trust store unavailable: %s", err);
+    else
+        reply_error(c, 500, "InternalError", "trust store: %s", err);
+}
+
+/* Hands an audit event to the callback and counts it; data is consumed. */
+static void emit(struct trust_api *api, const char *type, const char *did, json_t *data) {
+    metric_add(api->audit_events, 1, type);
+    if (api->o.audit && data) api->o.audit(api->o.audit_arg, type, did, wall_ms(), data);
+    json_decref(data);
+}
+
+/* ---- authentication ----------------------------------------------------------- */
+
+/* Checks the Authorization header (see trust_api.h). 0 with *caller filled
+ * (release with agent_record_clear), or -1 after replying 401/503. */
+static int authenticate(struct call *c, struct agent_record *caller) {
+    const char *value = httpd_header(c->req, "Authorization");
+    struct auth_header h;
+    const char *why = NULL;
+    if (!value) {
+        reply_error(c, 401, "Unauthorized", "missing Authorization header (%s <did> <time> <signature>)",
+                    AUTH_SCHEME);
+        return -1;
+    }
+    if (auth_parse_header(value, strlen(value), &h, &why) != 0) {
+        reply_error(c, 401, "Unauthorized", "bad Authorization header: %s", why);
+        return -1;
+    }
+    if (agent_registry_get(c->api->o.registry, h.did, caller) != 0) {
+        reply_error(c, 401, "Unauthorized", "unknown agent %s", h.did);
+        return -1;
+    }
+    int64_t now = wall_ms();
+    size_t len;
+    const char *body = httpd_body(c->req, &len);
+    const unsigned char *prev = caller->has_prev && now <= caller->prev_valid_until_ms ? caller->prev_pub : NULL;
+    if (strcmp(caller->phase, "Revoked") == 0) {
+        reply_error(c, 401, "Unauthorized", "agent %s is revoked", h.did);
+    } else if (auth_verify(&h, caller->pub, prev, httpd_method(c->req), httpd_path(c->req), body, len,
+                           (time_t)(now / 1000), NULL, &why) != 0) {
+        reply_error(c, 401, "Unauthorized", "%s", why);
+    } else {
+        char key[16 + ID_SIG_B64_BUFSZ] = "auth:", err[256];
+        b64_encode(h.sig, sizeof h.sig, key + 5, sizeof key - 5);
+        int rc = c->api->o.store->remember(c->api->o.store, key, TRUST_API_REPLAY_TTL_MS, err, sizeof err);
+        if (rc == TS_OK) return 0;
+        if (rc == TS_EXISTS) reply_error(c, 401, "Unauthorized", "authorization signature already used");
+        else reply_store_error(c, rc, err);
+    }
+    agent_record_clear(caller);
+    return -1;
+}
+
+/* The entry of every authenticated route. */
+static void serve(struct httpd_req *r, void *arg) {
+    struct route *rt = arg;
+    struct call c = {.api = rt->api, .req = r, .route = rt->name};
+    struct agent_record caller;
+    if (authenticate(&c, &caller) != 0) return;
+    rt->fn(&c, &caller);
+    agent_record_clear(&caller);
+}
+
+static void healthz(struct httpd_req *r, void *arg) {
+    (void)arg;
+    httpd_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* ---- bodies ------------------------------------------------------------------- */
+
+enum kind { K_DID, K_CHALLENGE_ID, K_HEX, K_SIG, K_SCORE, K_CAPS, K_DIMENSION, K_UNIT, K_WEIGHT, K_TEXT };
+
+struct field {
+    const char *name;
+    enum kind kind;
+    int required;
+};
+
+static const struct field challenge_fields[] = {{"agent_did", K_DID, 1}};
+static const struct field verify_fields[] = {
+    {"challenge_id", K_CHALLENGE_ID, 1}, {"agent_did", K_DID, 1},
+    {"response_nonce", K_HEX, 1},        {"signature", K_SIG, 1},
+    {"required_score", K_SCORE, 0},      {"required_capabilities", K_CAPS, 0},
+};
+static const struct field signal_fields[] = {
+    {"agent_did", K_DID, 1}, {"dimension", K_DIMENSION, 1}, {"value", K_UNIT, 1},
+    {"weight", K_WEIGHT, 0}, {"source", K_TEXT, 1},
+};
+
+static int all_hex(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i]) || s[i] == '\0') return 0;
+    return 1;
+}
+
+/* NULL when v is a well-formed value of kind k, else what it should be. */
+static const char *check_value(const json_t *v, enum kind k) {
+    const char *s = json_string_value(v);
+    size_t n = s ? json_string_length(v) : 0;
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    unsigned char sig[ID_SIG_LEN];
+    enum trust_dim dim;
+    switch (k) {
+    case K_DID:
+        return s && n == ID_DID_LEN && identity_did_valid(s) ? NULL : "a DID (did:mesh:<32 lower-case hex>)";
+    case K_CHALLENGE_ID:
+        return s && n == HANDSHAKE_ID_LEN && strncmp(s, HANDSHAKE_ID_PREFIX, 10) == 0 &&
+                       all_hex(s + 10, n - 10)
+                   ? NULL : "a challenge id (challenge_<16 hex>)";
+    case K_HEX:
+        return s && n >= HANDSHAKE_RNONCE_MIN && n <= HANDSHAKE_RNONCE_MAX && all_hex(s, n)
+                   ? NULL : "a string of 16..128 hex digits";
+    case K_SIG:
+        return s && b64_decode_exact(s, n, sig, sizeof sig) == 0
+                   ? NULL : "the std base64 of a 64-byte Ed25519 signature";
+    case K_SCORE:
+        return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= TRUST_SCORE_MAX
+                   ? NULL : "an integer in 0..1000";
+    case K_CAPS: {
+        size_t i;
+        json_t *cap;
+        if (!json_is_array(v) || json_array_size(v) > 64) return "an array of at most 64 strings";
+        json_array_foreach(v, i, cap)
+            if (!json_is_string(cap) || json_string_length(cap) == 0 || json_string_length(cap) > 128)
+                return "an array of strings of 1..128 characters";
+        return NULL;
+    }
+    case K_DIMENSION:
+        return s && trust_dim_parse(s, &dim) == 0
+                   ? NULL : "one of policyCompliance, securityPosture, outputQuality, "
+                            "resourceEfficiency, collaborationHealth";
+    case K_UNIT:
+        return x >= 0 && x <= 1 ? NULL : "a number in [0, 1]";
+    case K_WEIGHT:
+        return x >= 0 && x <= 1000 ? NULL : "a number in [0, 1000]";
+    case K_TEXT:
+        return s && n >= 1 && n <= 128 && strlen(s) == n ? NULL : "a string of 1..128 characters";
+    }
+    return "valid";
+}
+
+/* Parses body as an object of only `fields`, each well-formed. */
+static json_t *parse_fields(const struct field *fields, size_t nfields, const char *body, size_t len,
+                            char *err, size_t errlen) {
+    char jerr[160];
+    json_t *obj = json_parse(body, len, jerr, sizeof jerr);
+    if (!obj) {
+        snprintf(err, errlen, "body is not valid JSON: %s", jerr);
+        return NULL;
+    }
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "body must be a JSON object");
+        json_decref(obj);
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        size_t i = 0;
+        while (i < nfields && strcmp(fields[i].name, key) != 0) i++;
+        if (i == nfields) {
+            snprintf(err, errlen, "unknown field \"%.64s\"", key);
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        v = json_object_get(obj, fields[i].name);
+        const char *want = v ? check_value(v, fields[i].kind) : NULL;
+        if (!v && fields[i].required) snprintf(err, errlen, "field \"%s\" is required", fields[i].name);
+        else if (want) snprintf(err, errlen, "field \"%s\" must be %s", fields[i].name, want);
+        else continue;
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+json_t *trust_api_parse_body(enum trust_api_body which, const char *body, size_t len, char *err,
+                             size_t errlen) {
+    switch (which) {
+    case TRUST_API_BODY_CHALLENGE:
+        return parse_fields(challenge_fields, COUNT(challenge_fields), body, len, err, errlen);
+    case TRUST_API_BODY_VERIFY:
+        return parse_fields(verify_fields, COUNT(verify_fields), body, len, err, errlen);
+    case TRUST_API_BODY_SIGNAL:
+        return parse_fields(signal_fields, COUNT(signal_fields), body, len, err, errlen);
+    }
+    snprintf(err, errlen, "unknown body kind");
+    return NULL;
+}
+
+/* The parsed body of this call, or NULL after replying 400. */
+static json_t *call_body(struct call *c, enum trust_api_body which) {
+    size_t len;
+    const char *body = httpd_body(c->req, &len);
+    char err[256];
+    json_t *in = trust_api_parse_body(which, body, len, err, sizeof err);
+    if (!in) reply_error(c, 400, "BadRequest", "%s", err);
+    return in;
+}
+
+/* ---- views -------------------------------------------------------------------- */
+
+static json_t *dims_json(const struct trust_state *st) {
+    json_t *o = json_object();
+    for (int d = 0; o && d < TRUST_DIM_COUNT; d++)
+        if (json_object_set_new(o, trust_dim_name((enum trust_dim)d), json_real(st->dims[d])) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
+/* A new reference to an agent's capabilities: caps, or [] when it has none. */
+static json_t *caps_of(json_t *caps) {
+    return json_is_array(caps) ? json_incref(caps) : json_array();
+}
+
+/* The registry view of one agent (new reference). TS_OK, or a store error with err. */
+static int agent_view(struct trust_api *api, const struct agent_record *rec, int64_t now,
+                      json_t **out, char *err, size_t errlen) {
+    struct trust_state st;
+    int rc = trust_api_state_of(api->o.store, rec, now, &st, err, errlen);
+    if (rc != TS_OK) return rc;
+    char pub[ID_PUB_B64_BUFSZ];
+    b64_encode(rec->pub, sizeof rec->pub, pub, sizeof pub);
+    int score = trust_score(&st, now);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:o?, s:o, s:s}", "did", rec->did, "name",
+                     rec->name, "namespace", rec->ns, "public_key", pub, "key_id", rec->key_id,
+                     "trust_score", score, "tier", trust_tier_name(trust_tier_of(score)), "dimensions",
+                     dims_json(&st), "capabilities", caps_of(rec->capabilities), "phase", rec->phase);
+    if (*out) return TS_OK;
+    snprintf(err, errlen, "out of memory");
+    return TS_INVALID;
+}
+
+struct list_state {
+    struct trust_api *api;
+    int64_t now;
+    json_t *agents;
+    int rc;
+    char err[256];
+};
+
+static void list_one(const struct agent_record *rec, void *arg) {
+    struct list_state *ls = arg;
+    json_t *view = NULL;
+    if (ls->rc != TS_OK) return;
+    ls->rc = agent_view(ls->api, rec, ls->now, &view, ls->err, sizeof ls->err);
+    if (ls->rc == TS_OK && json_array_append_new(ls->agents, view) != 0) {
+        snprintf(ls->err, sizeof ls->err, "out of memory");
+        ls->rc = TS_INVALID;
+    }
+}
+
+static void list_agents(struct call *c, const struct agent_record *caller) {
+    (void)caller;
+    struct list_state ls = {.api = c->api, .now = wall_ms(), .agents = json_array(), .rc = TS_OK};
+    if (!ls.agents) {
+        reply_json(c, 500, NULL);
+        return;
+    }
+    agent_registry_foreach(c->api->o.registry, list_one, &ls);
+    if (ls.rc != TS_OK) {
+        json_decref(ls.agents);
+        reply_store_error(c, ls.rc, ls.err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:o}", "agents", ls.agents));
+}
+
+static void get_agent(struct call *c, const struct agent_record *caller) {
+    (void)caller;
+    const char *did = httpd_path(c->req) + strlen(AGENT_PREFIX);
+    struct agent_record rec;
+    if (!identity_did_valid(did)) {
+        reply_error(c, 400, "BadRequest", "\"%.64s\" is not a DID (did:mesh:<32 lower-case hex>)", did);
+        return;
+    }
+    if (agent_registry_get(c->api->o.registry, did, &rec) != 0) {
+        reply_error(c, 404, "NotFound", "no agent with DID %s", did);
+        return;
+    }
+    json_t *view = NULL;
+    char err[256];
+    int rc = agent_view(c->api, &rec, wall_ms(), &view, err, sizeof err);
+    agent_record_clear(&rec);
+    if (rc != TS_OK) reply_store_error(c, rc, err);
+    else reply_json(c, 200, view);
+}
+
+/* ---- handshake ---------------------------------------------------------------- */
+
+/* 0 with *rec when the body's agent_did is registered, else -1 after a 404. */
+static int registered(struct call *c, const char *did, struct agent_record *rec) {
+    if (agent_registry_get(c->api->o.registry, did, rec) == 0) return 0;
+    reply_error(c, 404, "NotFound", "no agent with DID %s", did);
+    return -1;
+}
+
+static void challenge(struct call *c, const struct agent_record *caller) {
+    (void)caller;
+    json_t *in = call_body(c, TRUST_API_BODY_CHALLENGE);
+    if (!in) return;
+    const char *did = json_str_at(in, "agent_did");
+    struct agent_record rec;
+    struct handshake_challenge ch;
+    char err[256];
+    if (registered(c, did, &rec) == 0) {
+        agent_record_clear(&rec);
+        int rc = handshake_issue(c->api->o.store, did, c->api->o.challenge_ttl_ms, &ch, err, sizeof err);
+        if (rc != TS_OK) reply_store_error(c, rc, err);
+        else
+            reply_json(c, 200, json_pack("{s:s, s:s, s:I}", "challenge_id", ch.id, "nonce", ch.nonce,
+                                         "expires_in_seconds",
+                                         (json_int_t)((c->api->o.challenge_ttl_ms + 999) / 1000)));
+    }
+    json_decref(in);
+}
+
+static json_t *verify_reply(const struct handshake_result *res) {
+    return json_pack("{s:b, s:o, s:o, s:o, s:o}", "verified", res->verified, "trust_score",
+                     res->known ? json_integer(res->score) : json_null(), "tier",
+                     res->known ? json_string(trust_tier_name(res->tier)) : json_null(), "capabilities",
+                     caps_of(res->capabilities), "rejection_reason",
+                     res->verified ? json_null() : json_string(res->reason));
+}
+
+static void audit_handshake(struct trust_api *api, const char *verifier, const char *cid, const char *did,
+                            const struct handshake_result *res) {
+    json_t *data = json_pack("{s:s, s:s}", "challenge_id", cid, "verifier", verifier);
+    if (data && res->known) {
+        json_object_set_new(data, "trust_score", json_integer(res->score));
+        json_object_set_new(data, "tier", json_string(trust_tier_name(res->tier)));
+    }
+    if (data && !res->verified) json_object_set_new(data, "reason", json_string(res->reason));
+    emit(api, res->verified ? "handshake.verified" : "handshake.failed", did, data);
+}
+
+/* Decides one verify and replies; verify() times it. */
+static void verify_call(struct call *c, const struct agent_record *caller) {
+    struct trust_api *api = c->api;
+    json_t *in = call_body(c, TRUST_API_BODY_VERIFY);
+    if (!in) {
+        metric_add(api->handshakes, 1, "error");
+        return;
+    }
+    const char *sig = json_str_at(in, "signature");
+    struct handshake_request req = {
+        .challenge_id = json_str_at(in, "challenge_id"),
+        .agent_did = json_str_at(in, "agent_did"),
+        .response_nonce = json_str_at(in, "response_nonce"),
+        .bar = (int)json_int_at(in, "required_score", 0),
+        .required_capabilities = json_object_get(in, "required_capabilities"),
+    };
+    if (caller->min_trust_score > req.bar) req.bar = caller->min_trust_score;
+    b64_decode_exact(sig, strlen(sig), req.signature, sizeof req.signature); /* checked by the parser */
+    struct handshake_result res;
+    char err[256];
+    if (handshake_verify(api->o.store, api->o.registry, &req, wall_ms(), &res, err, sizeof err) != 0) {
+        metric_add(api->handshakes, 1, "error");
+        reply_store_error(c, TS_UNAVAILABLE, err);
+        json_decref(in);
+        return;
+    }
+    metric_add(api->handshakes, 1, res.verified ? "verified" : "rejected");
+    if (res.policy) metric_add(api->violations, 1);
+    if (!res.verified)
+        log_info(LOG, "handshake of %s for %s rejected: %s", req.agent_did, caller->did, res.reason);
+    audit_handshake(api, caller->did, req.challenge_id, req.agent_did, &res);
+    reply_json(c, 200, verify_reply(&res));
+    handshake_result_clear(&res);
+    json_decref(in);
+}
+
+static void verify(struct call *c, const struct agent_record *caller) {
+    double t0 = metrics_now();
+    struct metric *hist = c->api->handshake_time;
+    verify_call(c, caller);   /* replied: c->req is gone */
+    metric_observe(hist, metrics_now() - t0);
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+/* Applies sig to rec's agent, first creating its state from the record
+ * when the store has none. TS_OK with *st, or a store error with err. */
+static int apply_signal(struct trust_store *s, const struct agent_record *rec, const struct trust_signal *sig,
+                        struct trust_state *st, char *err, size_t errlen) {
+    int rc = trust_store_apply(s, rec->did, sig, st, err, errlen);
+    if (rc != TS_NOT_FOUND) return rc;
+    struct trust_state fresh;
+    rc = trust_api_state_of(s, rec, sig->at_ms, &fresh, err, errlen);
+    if (rc == TS_OK) rc = s->create(s, rec->did, &fresh, err, errlen);
+    if (rc != TS_OK && rc != TS_EXISTS) return rc;
+    return trust_store_apply(s, rec->did, sig, st, err, errlen);
+}
+
+static void signals(struct call *c, const struct agent_record *caller) {
+    json_t *in = call_body(c, TRUST_API_BODY_SIGNAL);
+    if (!in) return;
+    const char *did = json_str_at(in, "agent_did");
+    struct agent_record rec;
+    if (registered(c, did, &rec) != 0) {
+        json_decref(in);
+        return;
+    }
+    struct trust_signal sig = {.value = json_num_at(in, "value", 0), .weight = json_num_at(in, "weight", 1),
+                               .at_ms = wall_ms()};
+    trust_dim_parse(json_str_at(in, "dimension"), &sig.dim); /* checked by the parser */
+    struct trust_state st;
+    char err[256];
+    int rc = apply_signal(c->api->o.store, &rec, &sig, &st, err, sizeof err);
+    agent_record_clear(&rec);
+    if (rc == TS_INVALID) {
+        reply_error(c, 400, "BadRequest", "%s", err);
+    } else if (rc != TS_OK) {
+        reply_store_error(c, rc, err);
+    } else {
+        int score = trust_score(&st, sig.at_ms);
+        const char *tier = trust_tier_name(trust_tier_of(score));
+        emit(c->api, "trust.signal", did,
+             json_pack("{s:s, s:f, s:f, s:s, s:s, s:i, s:s}", "dimension", trust_dim_name(sig.dim), "value",
+                       sig.value, "weight", sig.weight, "source", json_str_at(in, "source"), "reporter",
+                       caller->did, "trust_score", score, "tier", tier));
+        reply_json(c, 200, json_pack("{s:s, s:i, s:s, s:o?}", "agent_did", did, "trust_score", score, "tier",
+                                     tier, "dimensions", dims_json(&st)));
+    }
+    json_decref(in);
+}
+
+/* ---- audit -------------------------------------------------------------------- */
+
+static void audit_verify(struct call *c, const struct agent_record *caller) {
+    (void)caller;
+    struct trust_api *api = c->api;
+    struct audit_verify_result res;
+    char err[256] = "";
+    if (!api->o.audit_verify) {
+        reply_error(c, 503, "AuditUnavailable", "no audit log configured (start with --postgres-url)");
+        return;
+    }
+    memset(&res, 0, sizeof res);
+    if (api->o.audit_verify(api->o.audit_verify_arg, &res, err, sizeof err) != 0) {
+        reply_error(c, 503, "AuditUnavailable", "audit log unavailable: %s", err);
+        return;
+    }
+    json_t *out = json_pack("{s:b, s:I}", "chain_valid", res.chain_valid, "entries", (json_int_t)res.entries);
+    if (out && !res.chain_valid) {
+        json_object_set_new(out, "first_bad_seq", json_integer(res.first_bad_seq));
+        json_object_set_new(out, "first_bad_id", json_string(res.first_bad_id));
+    }
+    reply_json(c, 200, out);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static int declare_metrics(struct trust_api *api) {
+    api->requests = metrics_counter("agentmesh_api_requests_total",
+                                    "Trust API requests, by route template and HTTP code.", "route,code");
+    api->errors = metrics_counter("agentmesh_api_errors_total",
+                                  "Trust API error replies, by route template and error reason.", "route,reason");
+    api->handshake_time = metrics_histogram("agentmesh_handshake_duration_seconds",
+                                            "Time to decide a handshake verify.", NULL, NULL, 0);
+    api->handshakes = metrics_counter("agentmesh_handshakes_total",
+                                      "Handshake verifies, by result (verified, rejected, error).", "result");
+    api->violations = metrics_counter("agentmesh_policy_violations_total",
+                                      "Handshakes rejected by trust policy (phase, score, capability).", NULL);
+    api->audit_events = metrics_counter("agentmesh_audit_events_total", "Audit events emitted, by type.",
+                                        "type");
+    return api->requests && api->errors && api->handshake_time && api->handshakes && api->violations &&
+                   api->audit_events ? 0 : -1;
+}
+
+static int add_routes(struct trust_api *api) {
+    static const struct {
+        const char *method, *path, *name;
+        int prefix;
+        route_fn fn;
+    } table[R_COUNT] = {
+        [R_CHALLENGE] = {"POST", "/api/v1/handshake/challenge", "/api/v1/handshake/challenge", 0, challenge},
+        [R_VERIFY] = {"POST", "/api/v1/handshake/verify", "/api/v1/handshake/verify", 0, verify},
+        [R_SIGNALS] = {"POST", "/api/v1/signals", "/api/v1/signals", 0, signals},
+        [R_AGENTS] = {"GET", AGENTS_PATH, AGENTS_PATH, 0, list_agents},
+        [R_AGENT] = {"GET", AGENT_PREFIX, AGENT_PREFIX "{did}", 1, get_agent},
+        [R_AUDIT] = {"GET", "/api/v1/audit/verify", "/api/v1/audit/verify", 0, audit_verify},
+    };
+    for (int i = 0; i < R_COUNT; i++) {
+        api->routes[i] = (struct route){.api = api, .name = table[i].name, .fn = table[i].fn};
+        if (httpd_route(api->http, table[i].method, table[i].path, table[i].prefix, serve, &api->routes[i]) != 0)
+            return -1;
+    }
+    return httpd_route(api->http, "GET", "/healthz", 0, healthz, NULL);
+}
+
+struct trust_api *trust_api_new(const struct trust_api_options *o, char *err, size_t errlen) {
+    if (!o->registry || !o->store) {
+        snprintf(err, errlen, "trust API: registry and store are required");
+        return NULL;
+    }
+    if (o->port < 0 || o->port > 65535 || o->challenge_ttl_ms < 0) {
+        snprintf(err, errlen, "trust API: port must be 0..65535 and challenge TTL not negative");
+        return NULL;
+    }
+    if (identity_init() != 0) {
+        snprintf(err, errlen, "trust API: libsodium failed to initialise");
+        return NULL;
+    }
+    struct trust_api *api = calloc(1, sizeof *api);
+    if (!api) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    api->o = *o;
+    if (!api->o.address) api->o.address = "0.0.0.0";
+    if (!api->o.max_body) api->o.max_body = TRUST_API_MAX_BODY;
+    if (!api->o.challenge_ttl_ms) api->o.challenge_ttl_ms = TRUST_API_CHALLENGE_TTL_MS;
+    struct httpd_options ho = {.name = "api", .address = api->o.address, .port = o->port,
+                               .threads = o->threads, .max_body = api->o.max_body, .tls = o->tls != NULL,
+                               .max_requests_per_second = o->max_requests_per_second};
+    api->http = httpd_new(&ho);
+    if (!api->http || declare_metrics(api) != 0 || add_routes(api) != 0 ||
+        (o->tls && httpd_set_tls(api->http, o->tls) != 0)) {
+        snprintf(err, errlen, "trust API: cannot set up the listener (out of memory or bad TLS context)");
+        trust_api_free(api);
+        return NULL;
+    }
+    return api;
+}
+
+int trust_api_start(struct trust_api *api, char *err, size_t errlen) {
+    return httpd_start(api->http, err, errlen);
+}
+
+int trust_api_port(const struct trust_api *api) { return httpd_port(api->http); }
+
+int trust_api_set_tls(struct trust_api *api, SSL_CTX *ctx) { return httpd_set_tls(api->http, ctx); }
+
+void trust_api_free(struct trust_api *api) {
+    if (!api) return;
+    httpd_free(api->http);
+    free(api);
+}
