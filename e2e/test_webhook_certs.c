@@ -3,7 +3,7 @@
  *
  * In-process "replicas": each is an httpd on 127.0.0.1:0 with the admission
  * routes (webhook_register, lookups that always find one AgentIdentity) and
- * a cert_manager in self-managed mode that starts the httpd from on_ready.
+ * a cert_manager in self-managed mode that starts the httpd from on_certificate.
  * The test registers its own Mutating/ValidatingWebhookConfiguration (by
  * URL, no caBundle: the manager must patch it in), selecting only its own
  * namespace, and then checks:
@@ -158,11 +158,12 @@ struct replica {
     struct httpd *h;
     struct webhook *w;
     struct cert_manager *cm;
-    int started;   /* 1 once on_ready started the httpd, -1 if that failed */
+    int started;   /* 1 once on_certificate started the httpd, -1 if that failed */
 };
 
-static void start_listener(void *arg) {
+static void start_listener(SSL_CTX *ctx, int first, void *arg) {
     struct replica *r = arg;
+    if (!first) return;
     char err[256];
     int rc = httpd_start(r->h, err, sizeof err);
     if (rc != 0) fprintf(stderr, "httpd_start: %s\n", err);
@@ -193,7 +194,7 @@ static void replica_start(struct replica *r, const char *secret, struct validity
         .validating_webhook = ns, .servers = servers, .nservers = 1, .ip_sans = ips,
         .nip_sans = 1, .ca_validity_seconds = v.ca, .cert_validity_seconds = v.cert,
         .renew_before_seconds = v.renew, .check_interval_seconds = 1,
-        .on_ready = start_listener, .on_ready_arg = r};
+        .on_certificate = start_listener, .on_certificate_arg = r};
     char err[256] = "";
     r->cm = cert_manager_start(&o, err, sizeof err);
     ck_assert_msg(r->cm != NULL, "%s", err);
@@ -432,8 +433,8 @@ static void *race_start(void *arg) {
     struct cert_manager_options o = {.client = kc, .namespace = ns, .servers = servers,
                                      .nservers = 1, .ip_sans = ips, .nip_sans = 1,
                                      .mutating_webhook = "", .validating_webhook = "",
-                                     .check_interval_seconds = 1, .on_ready = start_listener,
-                                     .on_ready_arg = &x->r};
+                                     .check_interval_seconds = 1, .on_certificate = start_listener,
+                                     .on_certificate_arg = &x->r};
     char err[256];
     pthread_barrier_wait(x->go);
     x->r.cm = x->r.w ? cert_manager_start(&o, err, sizeof err) : NULL;

@@ -75,7 +75,7 @@ struct cert_manager {
     long long not_after;
 
     /* thread-private (the first tick runs before the thread exists) */
-    int ready_announced;
+    int installed;            /* a certificate went out at least once */
     char crt_path[4096], key_path[4096];
     struct file_sig sig[2];
     int have_sig;
@@ -127,7 +127,6 @@ static int install(struct cert_manager *cm, SSL_CTX *ctx, const char *cert_pem) 
             return -1;
         }
     }
-    SSL_CTX_free(ctx);
     metric_set(cm->expiry, (double)na);
     pthread_mutex_lock(&cm->lock);
     cm->ready = 1;
@@ -140,10 +139,10 @@ static int install(struct cert_manager *cm, SSL_CTX *ctx, const char *cert_pem) 
     else
         log_info(COMPONENT, "serving certificate installed on %zu server(s), notAfter %lld",
                  cm->o.nservers, (long long)na);
-    if (!cm->ready_announced) {
-        cm->ready_announced = 1;
-        if (cm->o.on_ready) cm->o.on_ready(cm->o.on_ready_arg);
-    }
+    int first = !cm->installed;
+    cm->installed = 1;
+    if (cm->o.on_certificate) cm->o.on_certificate(ctx, first, cm->o.on_certificate_arg);
+    SSL_CTX_free(ctx);
     return 0;
 }
 
@@ -601,6 +600,11 @@ static void self_tick(struct cert_manager *cm) {
     json_t *secret = secret_ensure(cm, &m);
     const char *rv = json_str_at(secret, "metadata.resourceVersion");
     int fresh = secret && rv && strcmp(rv, cm->loaded_rv) != 0;
+    if (secret) {   /* the API answers again: a recurring error gets logged anew */
+        pthread_mutex_lock(&cm->lock);
+        if (cm->ready) cm->why[0] = '\0';
+        pthread_mutex_unlock(&cm->lock);
+    }
     char *bundle = fresh ? b64_encode(m.ca.cert_pem) : NULL;
     int bundle_changed = bundle && (!cm->ca_bundle_b64 || strcmp(bundle, cm->ca_bundle_b64) != 0);
     if (fresh && !bundle) set_reason(cm, "out of memory encoding the caBundle");
@@ -613,7 +617,7 @@ static void self_tick(struct cert_manager *cm) {
     for (int i = 0; cm->ca_bundle_b64 && i < 2; i++)
         if (cm->targets[i].name[0]) webhook_sync(cm, &cm->targets[i]);
     int stop = 0;
-    if (fresh && bundle_changed && cm->ready_announced) {
+    if (fresh && bundle_changed && cm->installed) {
         log_info(COMPONENT, "CA bundle changed: switching certificates in %d s",
                  BUNDLE_PROPAGATION_SECONDS);
         pthread_mutex_lock(&cm->lock);

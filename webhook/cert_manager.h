@@ -17,9 +17,17 @@
  * certificate `renew_before_seconds` before it expires (the CA when a new
  * serving certificate would outlive it; updates carry resourceVersion, so
  * of two replicas renewing at once one wins and the other adopts its
- * result), loads whatever the Secret holds now, and sets caBundle on every
- * webhook of the two webhook configurations where it differs (a missing
- * configuration is logged and retried on the next check).
+ * result), sets caBundle on every webhook of the two webhook configurations
+ * where it differs (a missing configuration is logged and retried on the
+ * next check; a bundle wiped by re-applying manifests comes back), and then
+ * loads whatever the Secret holds now. Bundle first: when the CA changed,
+ * the switch to a certificate of the new CA waits 2 s so the API server
+ * trusts it before it is served (a serving-only renewal keeps the bundle
+ * and switches at once).
+ *
+ * Why ca.key is in the Secret: replicas need the same CA, and the only
+ * shared, access-controlled store they have is the API. The exposure is
+ * that of tls.key: the CA is trusted nowhere but in these two caBundles.
  *
  * Every new certificate goes to every server with httpd_set_tls (new
  * connections get it at once, no restart), and its notAfter to the gauge
@@ -57,12 +65,14 @@ struct cert_manager_options {
     long cert_validity_seconds;        /* 0 = CERTS_SERVING_VALIDITY (1 y) */
     long renew_before_seconds;         /* 0 = CERTS_RENEW_BEFORE (30 d) */
     double check_interval_seconds;     /* 0 = 30 */
-    /* Called once, after the first certificate is on every server: from
-     * cert_manager_start when it is available at once, else from the
-     * manager's thread. Start the TLS httpds here (httpd_start refuses TLS
-     * without a certificate). May be NULL. */
-    void (*on_ready)(void *arg);
-    void *on_ready_arg;
+    /* Called with every new certificate's context (borrowed: SSL_CTX_up_ref
+     * to keep it), after it is on every server; `first` is 1 the first time.
+     * Runs inside cert_manager_start when a certificate is available at once,
+     * else on the manager's thread. Start the TLS httpds on `first`
+     * (httpd_start refuses TLS without a certificate) and hand the context
+     * to listeners that are not in `servers` (trust_api_set_tls). May be NULL. */
+    void (*on_certificate)(SSL_CTX *ctx, int first, void *arg);
+    void *on_certificate_arg;
 };
 
 struct cert_manager;

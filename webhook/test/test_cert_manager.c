@@ -32,9 +32,14 @@
 static char dir[128];
 static struct cert_pair ca;
 static struct httpd *srv;
-static int ready_calls;
+static int ready_calls, cert_calls;
 
-static void on_ready(void *arg) { __atomic_add_fetch(&ready_calls, 1, __ATOMIC_SEQ_CST); }
+/* Counts certificates handed out, and first ones; the context must be usable. */
+static void on_certificate(SSL_CTX *ctx, int first, void *arg) {
+    ck_assert_ptr_nonnull(SSL_CTX_get0_certificate(ctx));
+    __atomic_add_fetch(&cert_calls, 1, __ATOMIC_SEQ_CST);
+    if (first) __atomic_add_fetch(&ready_calls, 1, __ATOMIC_SEQ_CST);
+}
 
 static void run(const char *cmd) { ck_assert_msg(system(cmd) == 0, "%s", cmd); }
 
@@ -46,7 +51,7 @@ static void setup(void) {
     struct httpd_options o = {.name = "webhook", .address = "127.0.0.1", .port = 0, .tls = 1};
     srv = httpd_new(&o);
     ck_assert_ptr_nonnull(srv);
-    ready_calls = 0;
+    ready_calls = cert_calls = 0;
 }
 
 static void teardown(void) {
@@ -87,7 +92,8 @@ static void put_pair(const struct cert_pair *p) {
 static struct cert_manager *start_files(void) {
     struct httpd *servers[] = {srv};
     struct cert_manager_options o = {.cert_dir = dir, .servers = servers, .nservers = 1,
-                                     .check_interval_seconds = INTERVAL, .on_ready = on_ready};
+                                     .check_interval_seconds = INTERVAL,
+                                     .on_certificate = on_certificate};
     char err[256] = "";
     struct cert_manager *cm = cert_manager_start(&o, err, sizeof err);
     ck_assert_msg(cm != NULL, "%s", err);
@@ -178,7 +184,8 @@ START_TEST(loads_then_reloads_a_rewritten_pair) {
     ck_assert_msg(eventually_serves(two.cert_pem), "new pair never served");
     ck_assert(expiry_gauge() == (double)not_after(two.cert_pem));
     ck_assert(expiry_gauge() > (double)not_after(one.cert_pem));
-    ck_assert_int_eq(ready_calls, 1);   /* once, not per reload */
+    ck_assert_int_eq(ready_calls, 1);   /* first once, not per reload */
+    ck_assert_int_eq(cert_calls, 2);
     cert_manager_stop(cm);
     certs_pair_free(&one);
     certs_pair_free(&two);
