@@ -43,6 +43,7 @@ struct agent_view {
     int have_score;
     struct trust_enforcement enforcement;
     int preexisting_sa;
+    long long injected_pods;
     json_t *conditions;
     char now[32];
 };
@@ -424,38 +425,10 @@ static void enforce(struct agent_view *v, const struct trust_policy *eff) {
 
 /* ---- NetworkPolicy ----------------------------------------------------------- */
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Agents of the namespace (not `self`) whose tier meets the bar and who are not quarantined. */
-static size_t eligible_peers(struct controller *c, const char *ns, const char *self, int min_score,
-                             json_t *all, const char **out, size_t max) {
-    enum trust_tier bar = trust_tier_of(min_score);
-    size_t n = 0, i;
-    json_t *a;
-    json_array_foreach(all, i, a) {
-        const char *ans = json_str_at(a, "metadata.namespace");
-        const char *name = json_str_at(a, "metadata.name");
-        const char *phase = json_str_at(a, "status.phase");
-        if (!ans || !name || strcmp(ans, ns) != 0 || strcmp(name, self) == 0) continue;
-        if (!phase || strcmp(phase, "Active") != 0) continue;
-        if (trust_tier_of((int)json_int_at(a, "status.trustScore", 0)) < bar) continue;
-        if (n < max) out[n++] = name;
-    }
-    qsort(out, n, sizeof *out, by_name);
-    (void)c;
-    return n;
-}
-
 static int ensure_network_policy(struct controller *c, struct agent_view *v, const struct trust_policy *eff) {
-    json_t *all = informer_list(c->agents);
-    size_t cap = all ? json_array_size(all) : 0;
-    const char **peers = calloc(cap + 1, sizeof *peers);
     json_t *allow = eff->has_allow_from ? label_selector_to_json(&eff->allow_from_namespaces) : NULL;
     struct netpol_inputs in = {
-        .peer_agents = peers,
-        .npeers = peers ? eligible_peers(c, v->ns, v->name, eff->min_trust_score, all, peers, cap) : 0,
+        .min_tier = (int)trust_tier_of(eff->min_trust_score),
         .allow_from_namespaces = allow,
         .operator_namespace = c->operator_namespace,
         .quarantined = v->enforcement.phase != TRUST_PHASE_ACTIVE,
@@ -474,9 +447,9 @@ static int ensure_network_policy(struct controller *c, struct agent_view *v, con
         if (rc != 0)
             log_warn(LOG, "%s/%s: apply NetworkPolicy: %s %s", v->ns, v->name, r.reason, r.message);
         else
-            events_record(c->events, v->agid, "Normal", "NetworkPolicyApplied",
-                          "NetworkPolicy %s: %s, %zu peer agent(s) admitted", name,
-                          in.quarantined ? "quarantine" : "normal", in.npeers);
+            events_record(c->events, v->agid, "Normal", "NetworkPolicyApplied", "NetworkPolicy %s: %s", name,
+                          in.quarantined ? "quarantine (ingress none, egress DNS + controller API)"
+                                         : "ingress from agents at or above the trust bar");
         kube_result_free(&r);
     }
     conditions_set(v->conditions, "NetworkPolicyReady", rc == 0, rc == 0 ? "Applied" : "APIError",
@@ -486,8 +459,45 @@ static int ensure_network_policy(struct controller *c, struct agent_view *v, con
     json_decref(have);
     json_decref(want);
     json_decref(allow);
-    free(peers);
-    json_decref(all);
+    return rc;
+}
+
+/* ---- agent pods ---------------------------------------------------------------- */
+
+/* The tier label this agent's pods should carry. */
+static const char *pod_tier_label(const struct agent_view *v) {
+    return v->enforcement.phase == TRUST_PHASE_ACTIVE ? trust_tier_name(v->tier) : TIER_LABEL_QUARANTINED;
+}
+
+/* Keeps agentmesh.io/tier current on every pod of the agent (the pods the
+ * webhook labelled agentmesh.io/agent=X) and counts them for status.injectedPods. */
+static int label_agent_pods(struct controller *c, struct agent_view *v, long long *count) {
+    json_t *pods = informer_list(c->pods);
+    const char *want = pod_tier_label(v);
+    int rc = 0;
+    size_t i;
+    json_t *pod;
+    *count = 0;
+    json_array_foreach(pods, i, pod) {
+        const char *ns = json_str_at(pod, "metadata.namespace");
+        json_t *labels = json_at(pod, "metadata.labels");
+        const char *agent = json_string_value(json_object_get(labels, LABEL_AGENT));
+        if (!ns || !agent || strcmp(ns, v->ns) != 0 || strcmp(agent, v->name) != 0) continue;
+        if (json_at(pod, "metadata.deletionTimestamp")) continue;
+        (*count)++;
+        const char *have = json_string_value(json_object_get(labels, LABEL_TIER));
+        if (have && strcmp(have, want) == 0) continue;
+        json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", LABEL_TIER, want);
+        struct kube_result r = {0};
+        if (kube_patch(c->client, &GVR_PODS, ns, json_str_at(pod, "metadata.name"), NULL, KUBE_PATCH_MERGE, patch,
+                       NULL, 0, &r) != 0 && !kube_is_reason(&r, "NotFound")) {
+            log_warn(LOG, "%s/%s: labelling pod %s: %s", v->ns, v->name, json_str_at(pod, "metadata.name"), r.message);
+            rc = -1;
+        }
+        kube_result_free(&r);
+        json_decref(patch);
+    }
+    json_decref(pods);
     return rc;
 }
 
@@ -584,8 +594,7 @@ static json_t *desired_status(const struct agent_view *v) {
         json_object_set_new(dims, trust_dim_name((enum trust_dim)d), json_integer((json_int_t)trust_round(v->dims[d])));
     if (v->have_score) json_object_set_new(st, "dimensions", dims);
     else json_decref(dims);
-    json_t *injected = json_at(v->agid, "status.injectedPods");
-    if (injected) json_object_set(st, "injectedPods", injected);
+    json_object_set_new(st, "injectedPods", json_integer(v->injected_pods));
     return st;
 }
 
@@ -654,7 +663,6 @@ static int write_status(struct controller *c, struct agent_view *v, const char *
     if (rc == 0 && old_tier && strcmp(old_tier, trust_tier_name(v->tier)) != 0) {
         events_record(c->events, v->agid, "Normal", "TierChanged", "trust tier %s -> %s (score %d)", old_tier,
                       trust_tier_name(v->tier), v->score);
-        controller_enqueue_namespace(c, v->ns); /* peers' NetworkPolicies depend on our tier */
     }
     json_decref(want);
     return rc;
@@ -744,6 +752,7 @@ int agent_reconcile(struct controller *c, const char *key, double *requeue_after
     if (sa_rc == 0 && v.preexisting_sa && !has_finalizer(agid)) sa_rc = set_finalizer(c, agid, 1);
     cloud_condition(&v);
     int np_rc = rc == 0 ? ensure_network_policy(c, &v, &eff) : -1;
+    int pods_rc = rc == 0 ? label_agent_pods(c, &v, &v.injected_pods) : 0;
     if (rc == 0) publish(c, &v, &eff);
 
     int ready = rc == 0 && sa_rc == 0 && np_rc == 0;
@@ -757,5 +766,5 @@ int agent_reconcile(struct controller *c, const char *key, double *requeue_after
     identity_wipe(&v.id);
     json_decref(v.conditions);
     json_decref(agid);
-    return rc == 0 && sa_rc == 0 && np_rc == 0 && st_rc == 0 ? 0 : -1;
+    return rc == 0 && sa_rc == 0 && np_rc == 0 && pods_rc == 0 && st_rc == 0 ? 0 : -1;
 }

@@ -2,6 +2,7 @@
 #include "controller/agent_render.h"
 
 #include "common/json.h"
+#include "controller/trust_engine.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -90,16 +91,16 @@ static json_t *agent_pod_selector(const char *agent) {
     return json_pack("{s:{s:s}}", "matchLabels", LABEL_AGENT, agent);
 }
 
-/* Ingress sources: same-namespace agents meeting the bar, allowed namespaces, the controller. */
+/* Ingress sources: agent pods (any namespace) whose tier label meets the bar,
+ * allowed namespaces, the controller. */
 static json_t *ingress_rules(const struct netpol_inputs *in) {
     json_t *from = json_array();
-    if (in->npeers > 0) {
-        json_t *values = json_array();
-        for (size_t i = 0; i < in->npeers; i++) json_array_append_new(values, json_string(in->peer_agents[i]));
-        json_array_append_new(from, json_pack("{s:{s:[{s:s, s:s, s:o}]}}", "podSelector",
-                                              "matchExpressions", "key", LABEL_AGENT, "operator",
-                                              "In", "values", values));
-    }
+    json_t *tiers = json_array();
+    for (int t = in->min_tier; t < TRUST_TIER_COUNT; t++)
+        json_array_append_new(tiers, json_string(trust_tier_name((enum trust_tier)t)));
+    json_array_append_new(from, json_pack("{s:{}, s:{s:[{s:s, s:s}, {s:s, s:s, s:o}]}}", "namespaceSelector",
+                                          "podSelector", "matchExpressions", "key", LABEL_AGENT, "operator",
+                                          "Exists", "key", LABEL_TIER, "operator", "In", "values", tiers));
     if (json_is_object(in->allow_from_namespaces))
         json_array_append_new(from, json_pack("{s:O}", "namespaceSelector", in->allow_from_namespaces));
     /* kubernetes.io/metadata.name is set automatically from 1.21; on 1.20 label the operator namespace. */

@@ -44,10 +44,17 @@ json_t *render_service_account(const json_t *agid, int preexisting);
  * field we own from a pre-existing ServiceAccount. */
 json_t *render_service_account_release(const char *ns, const char *name);
 
+/* On agent pods: the agent's tier ("untrusted" .. "verified_partner"), or
+ * "quarantined" while it is quarantined or revoked. The controller keeps it
+ * current, so NetworkPolicies select peers by tier and never need to list
+ * them: a tier change is one label patch per pod of that agent, instead of a
+ * rewrite of every NetworkPolicy in the namespace. */
+#define LABEL_TIER "agentmesh.io/tier"
+#define TIER_LABEL_QUARANTINED "quarantined"
+
 /* Which peers may reach an agent, decided by the reconciler. */
 struct netpol_inputs {
-    const char *const *peer_agents;  /* agents in the namespace whose tier meets the bar */
-    size_t npeers;
+    int min_tier;                    /* enum trust_tier: peers at this tier or above */
     const json_t *allow_from_namespaces; /* a LabelSelector object, or NULL */
     const char *operator_namespace;  /* where the controller runs */
     int quarantined;                 /* ingress none, egress DNS + controller API only */

@@ -26,6 +26,7 @@ extern const struct kube_gvr GVR_PODS;
 struct controller {
     struct kube_client *client;
     struct informer *agents, *policies, *sas, *secrets, *netpols;
+    struct informer *pods;           /* agent pods only (label agentmesh.io/agent), metadata only */
     struct workqueue *agent_queue, *policy_queue;
     struct events *events;
     struct agent_registry *registry;
@@ -43,7 +44,7 @@ int agent_reconcile(struct controller *c, const char *key, double *requeue_after
 /* Reconciles one TrustPolicy: validates it, counts matched agents, writes status. */
 int policy_reconcile(struct controller *c, const char *key, double *requeue_after);
 
-/* Queues every AgentIdentity of `ns` (a TrustPolicy there changed, or a peer's tier did). */
+/* Queues every AgentIdentity of `ns` (a TrustPolicy there changed). */
 void controller_enqueue_namespace(struct controller *c, const char *ns);
 
 /* Effective policy for an AgentIdentity: every TrustPolicy of its namespace

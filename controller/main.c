@@ -19,8 +19,11 @@
 #include "controller/trust_api.h"
 #include "controller/trust_store.h"
 #include "controller/webhook_lookup.h"
+#include "webhook/cert_manager.h"
+#include "webhook/certs.h"
 #include "webhook/webhook_server.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@
 #define LOG "main"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t exit_code;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
@@ -64,10 +68,16 @@ static int caches_ready(void *arg, char *why, size_t whylen) {
     return 0;
 }
 
+/* Ends the process from any thread: main's sigsuspend takes the signal. */
+static void request_exit(int code) {
+    exit_code = code;
+    kill(getpid(), SIGTERM);
+}
+
 static void on_started_leading(void *arg) {
     if (manager_start_workers(arg) != 0) {
         log_error(LOG, "cannot start workers");
-        stop_requested = 1;
+        request_exit(1);
     }
 }
 
@@ -75,7 +85,7 @@ static void on_stopped_leading(void *arg) {
     (void)arg;
     /* Like controller-runtime: a replica that lost its lease exits, and restarts clean. */
     log_error(LOG, "leadership lost; exiting so a clean replica takes over");
-    stop_requested = 1;
+    request_exit(1);
 }
 
 static void scrape(void *arg) { manager_update_metrics(arg); }
@@ -120,14 +130,26 @@ struct servers {
     struct webhook *webhook;
     struct trust_api *api;
     struct audit_pipeline *audit;
-    SSL_CTX *tls;
+    struct cert_manager *certs;
+    SSL_CTX *first_tls;              /* the first certificate, for starting the API with --api-tls */
+    char api_names[4][256];          /* the API Service's DNS names, for its TLS SANs */
 };
 
-static int webhook_cert_ready(void *arg, char *why, size_t whylen) {
+/* Each new certificate (file reload or self-managed renewal): the webhook
+ * listener starts on the first one; the trust API swaps to every one. */
+static void on_webhook_certificate(SSL_CTX *ctx, int first, void *arg) {
     struct servers *s = arg;
-    if (s->tls) return 1;
-    snprintf(why, whylen, "no webhook certificate loaded");
-    return 0;
+    char err[256];
+    if (first) {
+        if (httpd_start(s->webhook_http, err, sizeof err) != 0) log_error(LOG, "webhook listener: %s", err);
+        if (SSL_CTX_up_ref(ctx) == 1) __atomic_store_n(&s->first_tls, ctx, __ATOMIC_RELEASE);
+    }
+    struct trust_api *api = __atomic_load_n(&s->api, __ATOMIC_ACQUIRE);
+    if (api) trust_api_set_tls(api, ctx);
+}
+
+static int webhook_cert_ready(void *arg, char *why, size_t whylen) {
+    return cert_manager_ready(((struct servers *)arg)->certs, why, whylen);
 }
 
 static int start_servers(struct servers *s, const struct config *cfg, struct kube_client *client,
@@ -147,16 +169,9 @@ static int start_servers(struct servers *s, const struct config *cfg, struct kub
     s->audit = audit_pipeline_new(&ao, err, errlen);
     if (!s->audit) return -1;
 
-    if (cfg->webhook_cert_dir) {
-        char crt[1024], key[1024];
-        snprintf(crt, sizeof crt, "%s/tls.crt", cfg->webhook_cert_dir);
-        snprintf(key, sizeof key, "%s/tls.key", cfg->webhook_cert_dir);
-        s->tls = tls_server_ctx_from_files(crt, key, err, errlen);
-        if (!s->tls) return -1;
-    }
     static char controller_url[128];
-    snprintf(controller_url, sizeof controller_url, "%s://agentmesh-api.%s.svc:%d", cfg->api_tls ? "https" : "http",
-             ns, cfg->api_port);
+    snprintf(controller_url, sizeof controller_url, "%s://agentmesh-controller.%s.svc:%d",
+             cfg->api_tls ? "https" : "http", ns, cfg->api_port);
     struct webhook_config wc = {
         .inject = {.api_minor = api_minor_version(client), .operator_namespace = ns,
                    .sidecar_image = cfg->sidecar_image, .controller_url = controller_url},
@@ -172,38 +187,58 @@ static int start_servers(struct servers *s, const struct config *cfg, struct kub
         snprintf(err, errlen, "cannot set up the webhook listener");
         return -1;
     }
-    if (s->tls) {
-        if (httpd_set_tls(s->webhook_http, s->tls) != 0 || httpd_start(s->webhook_http, err, errlen) != 0) return -1;
-    } else {
-        log_warn(LOG, "webhooks not served: no certificate (--webhook-cert-dir unset)");
-    }
+    /* --webhook-cert-dir (cert-manager / Secret volume, reloaded on change),
+     * else self-managed CA + serving certificate in Secret agentmesh-webhook-tls. */
+    certs_service_names("agentmesh-controller", ns, s->api_names);
+    const char *dns[] = {s->api_names[0], s->api_names[1], s->api_names[2], s->api_names[3]};
+    const char *ips[] = {"127.0.0.1"};
+    struct httpd *const listeners[] = {s->webhook_http};
+    struct cert_manager_options co = {.cert_dir = cfg->webhook_cert_dir, .client = client, .namespace = ns,
+                                      .servers = listeners, .nservers = 1, .dns_sans = dns, .ndns_sans = 4,
+                                      .ip_sans = ips, .nip_sans = 1,
+                                      .on_certificate = on_webhook_certificate, .on_certificate_arg = s};
+    s->certs = cert_manager_start(&co, err, errlen);
+    if (!s->certs) return -1;
 
+    /* The API takes TLS from the first certificate; until one exists it cannot start with --api-tls. */
     struct trust_api_options to = {.address = cfg->bind_address, .port = cfg->api_port,
-                                   .threads = cfg->api_threads, .tls = cfg->api_tls ? s->tls : NULL,
-                                   .registry = registry, .store = store,
+                                   .threads = cfg->api_threads, .registry = registry, .store = store,
                                    .audit = audit_pipeline_emit, .audit_arg = s->audit,
                                    .audit_verify = audit_pipeline_verify, .audit_verify_arg = s->audit};
-    if (cfg->api_tls && !s->tls) {
-        snprintf(err, errlen, "--api-tls needs a certificate (--webhook-cert-dir)");
+    if (cfg->api_tls) {
+        char why[256] = "";
+        for (int i = 0; i < 100 && !__atomic_load_n(&s->first_tls, __ATOMIC_ACQUIRE); i++) {
+            cert_manager_ready(s->certs, why, sizeof why);
+            usleep(100000);
+        }
+        to.tls = __atomic_load_n(&s->first_tls, __ATOMIC_ACQUIRE);
+        if (!to.tls) {
+            snprintf(err, errlen, "--api-tls: no certificate after 10 s: %s", why);
+            return -1;
+        }
+    }
+    struct trust_api *api = trust_api_new(&to, err, errlen);
+    if (!api || trust_api_start(api, err, errlen) != 0) {
+        trust_api_free(api);
         return -1;
     }
-    s->api = trust_api_new(&to, err, errlen);
-    if (!s->api || trust_api_start(s->api, err, errlen) != 0) return -1;
+    __atomic_store_n(&s->api, api, __ATOMIC_RELEASE);
     return 0;
 }
 
 static void stop_servers(struct servers *s) {
+    cert_manager_stop(s->certs); /* first: its callback touches the API and the listener */
     trust_api_free(s->api);
     httpd_free(s->webhook_http);
     webhook_free(s->webhook);
     audit_pipeline_free(s->audit);
     informer_free(s->namespaces);
-    SSL_CTX_free(s->tls);
+    SSL_CTX_free(s->first_tls);
 }
 
 int main(int argc, char **argv) {
     struct config cfg;
-    char err[512];
+    char err[512] = "";
     int rc = config_load(&cfg, argc, argv, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) fprintf(stderr, "agentmesh-controller: %s\n", err);
@@ -212,10 +247,15 @@ int main(int argc, char **argv) {
     }
     enum log_level lvl;
     if (log_parse_level(cfg.log_level, &lvl) == 0) log_set_level(lvl);
-    if (identity_init() != 0) {
-        log_error(LOG, "libsodium initialisation failed");
-        return 1;
-    }
+    /* SIGTERM/SIGINT are blocked in every thread and taken only by main's
+     * sigsuspend, so no signal can slip in between "check" and "wait". */
+    sigset_t stop_signals, waiting_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &waiting_mask);
+    sigdelset(&waiting_mask, SIGTERM);
+    sigdelset(&waiting_mask, SIGINT);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -223,67 +263,69 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Everything below is torn down in reverse order on every path, so no
+     * thread is still inside libcurl/OpenSSL when the process exits. */
+    struct kube_client *client = NULL;
+    struct trust_store *store = NULL;
+    struct agent_registry *registry = NULL;
+    struct manager *mgr = NULL;
+    struct ops_server *ops = NULL;
+    struct leader *leader = NULL;
+    struct servers servers;
+    memset(&servers, 0, sizeof servers);
+    char *ns = NULL;
+    rc = 1;
+
     struct kube_config kc;
-    if (kube_config_resolve(cfg.kubeconfig, &kc, err, sizeof err) != 0) {
-        log_error(LOG, "kubeconfig: %s", err);
-        config_free(&cfg);
-        return 1;
+    if (identity_init() != 0) {
+        snprintf(err, sizeof err, "libsodium initialisation failed");
+        goto out;
     }
-    struct kube_client *client = kube_client_new(&kc, err, sizeof err);
-    if (client) kube_client_set_request_hook(client, count_request);
-    char *ns = operator_namespace(&cfg, &kc);
+    if (kube_config_resolve(cfg.kubeconfig, &kc, err, sizeof err) != 0) goto out;
+    client = kube_client_new(&kc, err, sizeof err);
+    ns = operator_namespace(&cfg, &kc);
     kube_config_free(&kc);
-    struct trust_store *store = client ? open_store(&cfg, err, sizeof err) : NULL;
-    struct agent_registry *registry = agent_registry_new();
-    if (!client || !store || !registry || !ns) {
-        log_error(LOG, "startup failed: %s", err);
-        return 1;
-    }
+    if (!client || !ns) goto out;
+    kube_client_set_request_hook(client, count_request);
+    if (!(store = open_store(&cfg, err, sizeof err))) goto out;
+    if (!(registry = agent_registry_new())) goto out;
     log_info(LOG, "agentmesh-controller starting in namespace %s, trust store %s", ns, store->kind);
 
     struct manager_options mo = {.client = client, .store = store, .registry = registry,
                                  .operator_namespace = ns, .workers = cfg.workers,
                                  .api_port = cfg.api_port, .status_min_interval = cfg.status_min_interval};
-    struct manager *mgr = manager_new(&mo);
-    struct ops_server *ops = ops_server_new(cfg.bind_address, cfg.metrics_port);
+    mgr = manager_new(&mo);
+    ops = ops_server_new(cfg.bind_address, cfg.metrics_port);
     if (!mgr || !ops || manager_start_informers(mgr) != 0) {
-        log_error(LOG, "cannot start informers");
-        return 1;
+        snprintf(err, sizeof err, "cannot start informers");
+        goto out;
     }
-    struct servers servers;
-    memset(&servers, 0, sizeof servers);
-    if (start_servers(&servers, &cfg, client, mgr, registry, store, ns, err, sizeof err) != 0) {
-        log_error(LOG, "%s", err);
-        return 1;
-    }
+    if (start_servers(&servers, &cfg, client, mgr, registry, store, ns, err, sizeof err) != 0) goto out;
     ops_server_add_check(ops, "informers", caches_ready, mgr);
     ops_server_add_check(ops, "webhook-certificate", webhook_cert_ready, &servers);
     ops_server_add_check(ops, "audit-spool", audit_pipeline_ready, servers.audit);
     ops_server_on_scrape(ops, scrape, mgr);
-    if (ops_server_start(ops, err, sizeof err) != 0) {
-        log_error(LOG, "%s", err);
-        return 1;
-    }
+    if (ops_server_start(ops, err, sizeof err) != 0) goto out;
 
-    struct leader *leader = NULL;
     if (cfg.leader_elect) {
         char id[300];
         replica_identity(id, sizeof id);
         struct leader_options lo = {.client = client, .namespace = ns, .name = cfg.leader_election_id,
                                     .identity = id, .on_started = on_started_leading,
                                     .on_stopped = on_stopped_leading, .arg = mgr};
-        leader = leader_start(&lo);
-        if (!leader) {
-            log_error(LOG, "cannot start leader election");
-            return 1;
+        if (!(leader = leader_start(&lo))) {
+            snprintf(err, sizeof err, "cannot start leader election");
+            goto out;
         }
     } else {
         on_started_leading(mgr);
     }
 
-    while (!stop_requested) pause();
-
+    while (!stop_requested) sigsuspend(&waiting_mask);
     log_info(LOG, "shutting down");
+    rc = exit_code;
+out:
+    if (rc != 0 && *err) log_error(LOG, "%s", err);
     leader_stop(leader);
     manager_free(mgr);
     stop_servers(&servers);
@@ -294,5 +336,5 @@ int main(int argc, char **argv) {
     free(ns);
     config_free(&cfg);
     log_info(LOG, "stopped");
-    return 0;
+    return rc;
 }

@@ -55,6 +55,18 @@ json_t *manager_strip_secret(json_t *obj, void *arg) {
     return obj;
 }
 
+/* Pods: only name, namespace, labels, resourceVersion and deletion matter to us. */
+static json_t *strip_pod(json_t *obj, void *arg) {
+    (void)arg;
+    json_t *meta = json_object_get(obj, "metadata");
+    json_t *slim = json_pack("{s:{s:O?, s:O?, s:O?, s:O?, s:O?}}", "metadata", "name", json_object_get(meta, "name"),
+                             "namespace", json_object_get(meta, "namespace"), "resourceVersion",
+                             json_object_get(meta, "resourceVersion"), "labels", json_object_get(meta, "labels"),
+                             "deletionTimestamp", json_object_get(meta, "deletionTimestamp"));
+    json_decref(obj);
+    return slim;
+}
+
 /* ServiceAccounts: only metadata matters to us (not the token secrets list). */
 static json_t *strip_service_account(json_t *obj, void *arg) {
     manager_strip_object(obj, arg);
@@ -91,17 +103,12 @@ static void agent_updated(void *arg, const json_t *old_obj, const json_t *new_ob
     enqueue_obj(m->c.agent_queue, new_obj);
     if (!json_equal(json_at(old_obj, "metadata.labels"), json_at(new_obj, "metadata.labels")))
         enqueue_policies_of(m, json_str_at(new_obj, "metadata.namespace"));
-    /* A peer's phase or tier feeds its neighbours' NetworkPolicies. */
-    if (!json_equal(json_at(old_obj, "status.phase"), json_at(new_obj, "status.phase")) ||
-        !json_equal(json_at(old_obj, "status.tier"), json_at(new_obj, "status.tier")))
-        controller_enqueue_namespace(&m->c, json_str_at(new_obj, "metadata.namespace"));
 }
 
 static void agent_deleted(void *arg, const json_t *obj) {
     struct manager *m = arg;
     enqueue_obj(m->c.agent_queue, obj);
     enqueue_policies_of(m, json_str_at(obj, "metadata.namespace"));
-    controller_enqueue_namespace(&m->c, json_str_at(obj, "metadata.namespace"));
 }
 
 static void policy_changed(struct manager *m, const json_t *obj) {
@@ -126,6 +133,15 @@ static void child_added(void *arg, const json_t *obj) { child_changed(arg, obj);
 static void child_updated(void *arg, const json_t *o, const json_t *n) {
     (void)o;
     child_changed(arg, n);
+}
+
+/* A pod that appears, goes, or whose tier label drifts: reconcile its agent. */
+static void pod_updated(void *arg, const json_t *o, const json_t *n) {
+    const json_t *ol = json_at(o, "metadata.labels"), *nl = json_at(n, "metadata.labels");
+    if (!json_equal(json_object_get(ol, LABEL_TIER), json_object_get(nl, LABEL_TIER)) ||
+        !json_equal(json_object_get(ol, LABEL_AGENT), json_object_get(nl, LABEL_AGENT)) ||
+        !json_equal(json_at(o, "metadata.deletionTimestamp"), json_at(n, "metadata.deletionTimestamp")))
+        child_changed(arg, n);
 }
 
 /* The trust store saw a signal for `did` (possibly on another replica). */
@@ -176,8 +192,10 @@ struct manager *manager_new(const struct manager_options *opts) {
     c->sas = make_informer(m, &GVR_SERVICEACCOUNTS, children_selector, strip_service_account, ch);
     c->secrets = make_informer(m, &GVR_SECRETS, children_selector, manager_strip_secret, ch);
     c->netpols = make_informer(m, &GVR_NETWORKPOLICIES, children_selector, manager_strip_object, ch);
+    struct informer_handlers podh = {child_added, pod_updated, child_added, NULL};
+    c->pods = make_informer(m, &GVR_PODS, LABEL_AGENT, strip_pod, podh);
     if (!c->last_status_write || !c->events || !c->agent_queue || !c->policy_queue || !c->agents ||
-        !c->policies || !c->sas || !c->secrets || !c->netpols) {
+        !c->policies || !c->sas || !c->secrets || !c->netpols || !c->pods) {
         manager_free(m);
         return NULL;
     }
@@ -194,7 +212,7 @@ struct manager *manager_new(const struct manager_options *opts) {
 }
 
 int manager_start_informers(struct manager *m) {
-    struct informer *all[] = {m->c.agents, m->c.policies, m->c.sas, m->c.secrets, m->c.netpols};
+    struct informer *all[] = {m->c.agents, m->c.policies, m->c.sas, m->c.secrets, m->c.netpols, m->c.pods};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (informer_start(all[i]) != 0) return -1;
     return 0;
@@ -203,7 +221,7 @@ int manager_start_informers(struct manager *m) {
 int manager_synced(struct manager *m) {
     return informer_has_synced(m->c.agents) && informer_has_synced(m->c.policies) &&
            informer_has_synced(m->c.sas) && informer_has_synced(m->c.secrets) &&
-           informer_has_synced(m->c.netpols);
+           informer_has_synced(m->c.netpols) && informer_has_synced(m->c.pods);
 }
 
 static void *worker_main(void *arg) {
@@ -273,7 +291,7 @@ void manager_stop(struct manager *m) {
     workqueue_shutdown(m->c.policy_queue);
     for (int i = 0; i < m->running_workers; i++) pthread_join(m->workers[i].thread, NULL);
     m->running_workers = 0;
-    struct informer *all[] = {m->c.agents, m->c.policies, m->c.sas, m->c.secrets, m->c.netpols};
+    struct informer *all[] = {m->c.agents, m->c.policies, m->c.sas, m->c.secrets, m->c.netpols, m->c.pods};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) informer_stop(all[i]);
 }
@@ -287,6 +305,7 @@ void manager_free(struct manager *m) {
     informer_free(m->c.sas);
     informer_free(m->c.secrets);
     informer_free(m->c.netpols);
+    informer_free(m->c.pods);
     workqueue_free(m->c.agent_queue);
     workqueue_free(m->c.policy_queue);
     events_free(m->c.events);

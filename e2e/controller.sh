@@ -37,6 +37,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   kc delete ns "$NS" "$OPNS" --wait=false >/dev/null 2>&1
+  if [ "$FAILED" != 0 ]; then echo "--- controller logs (warnings) ---"; grep -h -v "level=info" "$WORK"/*.log | tail -40; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -108,9 +109,51 @@ check "status has tier, score, phase, serviceAccountName, secretName" test \
 check "all six conditions are True" test \
   "$(kc -n "$NS" get agid agent-alpha -o json | jq -r '[.status.conditions[]|select(.status=="True")|.type]|sort|join(",")')" \
   = "CloudBindingReady,KeyReady,NetworkPolicyReady,Ready,ServiceAccountReady,Trusted"
-check "NetworkPolicy selects the agent's pods and admits same-tier peers" test \
-  "$(kc -n "$NS" get networkpolicy agent-alpha-agentmesh -o json | jq -c '[.spec.podSelector.matchLabels["agentmesh.io/agent"], .spec.ingress[0].from[0].podSelector.matchExpressions[0].values]')" \
-  = '["agent-alpha",["agent-beta","agent-gamma"]]'
+kc apply -f - >/dev/null <<YAML
+apiVersion: agentmesh.io/v1alpha1
+kind: TrustPolicy
+metadata: {name: payments-bar, namespace: $NS}
+spec:
+  agentSelector: {matchLabels: {team: payments}}
+  minTrustScore: 500
+  quarantineBelow: 300
+  network: {allowFromNamespaces: {matchLabels: {agentmesh-access: "true"}}}
+YAML
+np_tiers() { kc -n "$NS" get networkpolicy "$1-agentmesh" -o json | jq -c '[.spec.podSelector.matchLabels["agentmesh.io/agent"], (.spec.ingress[0].from[0].podSelector.matchExpressions[]|select(.key=="agentmesh.io/tier")|.values)]'; }
+alpha_np_bar() { [ "$(np_tiers agent-alpha)" = '["agent-alpha",["standard","trusted","verified_partner"]]' ]; }
+check "NetworkPolicy selects the agent's pods and admits agents at or above the policy's tier" wait_until 30 alpha_np_bar
+check "an agent no policy selects admits every tier" test "$(np_tiers agent-beta)" \
+  = '["agent-beta",["untrusted","probationary","standard","trusted","verified_partner"]]'
+check "allowFromNamespaces reaches the NetworkPolicy" test \
+  "$(kc -n "$NS" get networkpolicy agent-alpha-agentmesh -o json | jq -c '.spec.ingress[0].from[1].namespaceSelector')" = '{"matchLabels":{"agentmesh-access":"true"}}'
+tp_counts() { [ "$(kc -n "$NS" get tp payments-bar -o jsonpath='{.status.matchedAgents} {.status.conditions[0].status}')" = "2 True" ]; }
+check "TrustPolicy status counts matched agents" wait_until 30 tp_counts
+
+# --- agent pods: tier label and injectedPods --------------------------------------------
+kc apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: alpha-0, namespace: $NS, labels: {agentmesh.io/agent: agent-alpha}}
+spec: {serviceAccountName: agent-alpha, containers: [{name: app, image: registry.k8s.io/pause:3.9}]}
+YAML
+pod_tier() { [ "$(kc -n "$NS" get pod alpha-0 -o jsonpath='{.metadata.labels.agentmesh\.io/tier}')" = "$1" ]; }
+check "agent pods get their agent's tier label" wait_until 30 pod_tier standard
+injected() { [ "$(field agid agent-alpha '{.status.injectedPods}')" = 1 ]; }
+check "status.injectedPods counts the agent's pods" wait_until 30 injected
+kc -n "$NS" label pod alpha-0 agentmesh.io/tier=verified_partner --overwrite >/dev/null
+check "a forged tier label on a pod is corrected" wait_until 30 pod_tier standard
+
+# --- suspend: quarantine regardless of score, then recovery --------------------------
+kc -n "$NS" patch agid agent-alpha --type merge -p '{"spec":{"suspended":true}}' >/dev/null
+quarantined() { [ "$(field agid agent-alpha '{.status.phase}')" = Quarantined ] && \
+  [ "$(kc -n "$NS" get networkpolicy agent-alpha-agentmesh -o json | jq -c '[.spec.policyTypes, .spec.ingress, (.spec.egress|length)]')" = '[["Ingress","Egress"],[],2]' ]; }
+check "suspended: true quarantines (phase, ingress none, egress DNS + controller only)" wait_until 30 quarantined
+check "a quarantined agent's pods are labelled quarantined" wait_until 30 pod_tier quarantined
+check "the quarantine is an Event" wait_until 10 bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get events --field-selector reason=PhaseChanged -o name | grep -q ."
+kc -n "$NS" patch agid agent-alpha --type merge -p '{"spec":{"suspended":false}}' >/dev/null
+active_again() { [ "$(field agid agent-alpha '{.status.phase}')" = Active ] && alpha_np_bar; }
+check "lifting the suspension restores phase Active and the normal NetworkPolicy" wait_until 30 active_again
+check "and the pod's tier label" wait_until 30 pod_tier standard
 check "printer columns show DID, Tier, Score, Phase" bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get agid agent-alpha | grep -q 'did:mesh:.*standard.*500.*Active'"
 
 # --- spec update converges --------------------------------------------------------------
