@@ -31,10 +31,9 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "webhook.sh: wrk not installed (apt-get install wrk)" >&2; exit 1; }
-if [ ! -x "$BUILD_DIR/bench_webhook_server" ]; then
-  cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$BUILD_DIR" -j2 --target bench_webhook_server >/dev/null
-fi
+# Always (re)build: an up-to-date binary is a no-op, a stale one would measure old code.
+cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j2 --target bench_webhook_server >/dev/null
 
 # The review: a two-container pod with an init container, in an opted-in namespace.
 cat >"$WORK/review.json" <<'EOF'
