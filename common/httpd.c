@@ -47,6 +47,7 @@ struct loop {
     struct event_base *base;
     struct evhttp *http;
     struct evconnlistener *listener;
+    struct event *stop_event;   /* activated to stop: unlike loopbreak, never lost before the loop runs */
     pthread_t thread;
     int running;
 };
@@ -247,6 +248,12 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg) {
                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
 }
 
+static void stop_loop(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
 static void *loop_main(void *arg) {
     struct loop *loop = arg;
     event_base_dispatch(loop->base);
@@ -284,7 +291,8 @@ static int loop_init(struct httpd *h, struct loop *loop, char *err, size_t errle
     loop->owner = h;
     loop->base = event_base_new();
     loop->http = loop->base ? evhttp_new(loop->base) : NULL;
-    if (!loop->http) {
+    loop->stop_event = loop->base ? event_new(loop->base, -1, 0, stop_loop, loop->base) : NULL;
+    if (!loop->http || !loop->stop_event) {
         snprintf(err, errlen, "%s: cannot create event loop", h->name);
         return -1;
     }
@@ -355,9 +363,10 @@ void httpd_free(struct httpd *h) {
     for (int i = 0; i < h->nloops; i++) {
         struct loop *loop = &h->loops[i];
         if (loop->running) {
-            event_base_loopbreak(loop->base);
+            event_active(loop->stop_event, EV_READ, 0);
             pthread_join(loop->thread, NULL);
         }
+        if (loop->stop_event) event_free(loop->stop_event);
         if (loop->http) evhttp_free(loop->http); /* frees the bound listener too */
         else if (loop->listener) evconnlistener_free(loop->listener);
         if (loop->base) event_base_free(loop->base);
@@ -378,6 +387,8 @@ const char *httpd_method(const struct httpd_req *r) {
 }
 
 const char *httpd_path(const struct httpd_req *r) { return r->path; }
+
+const char *httpd_uri(const struct httpd_req *r) { return evhttp_request_get_uri(r->ev); }
 
 const char *httpd_query(struct httpd_req *r, const char *key) {
     if (!r->query_parsed) {

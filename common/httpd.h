@@ -50,7 +50,9 @@ int httpd_port(const struct httpd *h);
 void httpd_free(struct httpd *h);
 
 const char *httpd_method(const struct httpd_req *r);
-const char *httpd_path(const struct httpd_req *r);      /* no query string */
+const char *httpd_path(const struct httpd_req *r);      /* decoded, no query string */
+/* The request target exactly as sent ("/api/v1/agents?x=1"): what a signature covers. */
+const char *httpd_uri(const struct httpd_req *r);
 /* Value of query parameter `key` (decoded), or NULL. */
 const char *httpd_query(struct httpd_req *r, const char *key);
 const char *httpd_header(const struct httpd_req *r, const char *name);
