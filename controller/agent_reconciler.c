@@ -414,7 +414,8 @@ static size_t capability_list(const json_t *agid, const char **out, size_t max) 
 static void enforce(struct agent_view *v, const struct trust_policy *eff) {
     const char *caps[64];
     size_t ncaps = capability_list(v->agid, caps, 64);
-    struct policy_subject subject = {v->score, v->tier, json_str_at(v->agid, "status.phase"), caps, ncaps};
+    struct policy_subject subject = {v->score, v->tier, json_str_at(v->agid, "status.phase"), caps, ncaps,
+                                     v->have_score ? v->dims : NULL};
     int suspended = json_bool_at(v->agid, "spec.suspended", 0);
     trust_policy_enforce(eff, &subject, suspended, &v->enforcement);
     int active = v->enforcement.phase == TRUST_PHASE_ACTIVE;

@@ -13,7 +13,8 @@
 
 #define DEFAULT_RULE_PRIORITY 1000
 
-static const char *const field_names[] = {"trust_score", "tier", "phase", "capabilities"};
+static const char *const field_names[] = {"trust_score", "tier", "phase", "capabilities", "dimensions"};
+#define DIMENSION_PREFIX "dimensions."
 static const char *const op_names[] = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "matches"};
 static const char *const action_names[] = {"allow", "deny", "warn", "quarantine"};
 static const char *const phase_names[] = {"Active", "Quarantined", "Revoked"};
@@ -175,9 +176,10 @@ static int compile_regex(struct policy_rule *r, const char *where, char *err, si
 static int parse_operand(const struct policy_rule *r, const json_t *v, const char *where,
                          double *num, char **str, char *err, size_t errlen)
 {
-    if (r->field == POLICY_FIELD_TRUST_SCORE) {
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1000) {
-            snprintf(err, errlen, "%s: must be a number within [0,1000]", where);
+    if (r->field == POLICY_FIELD_TRUST_SCORE || r->field == POLICY_FIELD_DIMENSION) {
+        double max = r->field == POLICY_FIELD_TRUST_SCORE ? 1000 : 100;
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > max) {
+            snprintf(err, errlen, "%s: must be a number within [0,%.0f]", where, max);
             return -1;
         }
         *num = json_number_value(v);
@@ -219,10 +221,14 @@ static int parse_condition(struct policy_rule *r, const json_t *cond, const char
     }
     const char *f = json_string_value(json_object_get(cond, "field"));
     const char *o = json_string_value(json_object_get(cond, "operator"));
-    int fi = lookup(field_names, COUNT(field_names), f);
+    int fi = lookup(field_names, COUNT(field_names) - 1, f);
     int oi = lookup(op_names, COUNT(op_names), o);
+    if (fi < 0 && f && strncmp(f, DIMENSION_PREFIX, strlen(DIMENSION_PREFIX)) == 0 &&
+        trust_dim_parse(f + strlen(DIMENSION_PREFIX), &r->dim) == 0)
+        fi = POLICY_FIELD_DIMENSION;
     if (fi < 0) {
-        snprintf(err, errlen, "%s.condition.field: unknown field \"%s\" (trust_score, tier, phase, capabilities)",
+        snprintf(err, errlen,
+                 "%s.condition.field: unknown field \"%s\" (trust_score, tier, phase, capabilities, dimensions.<name>)",
                  where, f ? f : "");
         return -1;
     }
@@ -232,7 +238,7 @@ static int parse_condition(struct policy_rule *r, const json_t *cond, const char
     }
     r->field = (enum policy_field)fi;
     r->op = (enum policy_op)oi;
-    if ((r->field == POLICY_FIELD_TRUST_SCORE && r->op == POLICY_OP_MATCHES) ||
+    if (((r->field == POLICY_FIELD_TRUST_SCORE || r->field == POLICY_FIELD_DIMENSION) && r->op == POLICY_OP_MATCHES) ||
         ((r->field == POLICY_FIELD_PHASE || r->field == POLICY_FIELD_CAPABILITIES) && is_numeric_op(r->op))) {
         snprintf(err, errlen, "%s.condition.operator: %s does not apply to field %s", where, o, f);
         return -1;
@@ -245,7 +251,8 @@ static int parse_condition(struct policy_rule *r, const json_t *cond, const char
             snprintf(err, errlen, "%s: must be a non-empty array for %s", at, o);
             return -1;
         }
-        int numeric = r->field == POLICY_FIELD_TRUST_SCORE || r->field == POLICY_FIELD_TIER;
+        int numeric = r->field == POLICY_FIELD_TRUST_SCORE || r->field == POLICY_FIELD_TIER ||
+                      r->field == POLICY_FIELD_DIMENSION;
         if (numeric ? !(r->nums = calloc(n, sizeof *r->nums)) : !(r->strs = calloc(n, sizeof *r->strs))) {
             snprintf(err, errlen, "%s: out of memory", at);
             return -1;
@@ -584,6 +591,7 @@ static int rule_holds(const struct policy_rule *r, const struct policy_subject *
     case POLICY_FIELD_TIER: return numeric_holds(r, s->tier, trust_tier_name(s->tier));
     case POLICY_FIELD_PHASE: return string_holds(r, s->phase ? s->phase : "");
     case POLICY_FIELD_CAPABILITIES: return caps_hold(r, s);
+    case POLICY_FIELD_DIMENSION: return s->dimensions ? numeric_holds(r, s->dimensions[r->dim], "") : 0;
     }
     return 0;
 }

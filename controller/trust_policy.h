@@ -24,7 +24,8 @@ enum policy_field {
     POLICY_FIELD_TRUST_SCORE,      /* "trust_score": number */
     POLICY_FIELD_TIER,             /* "tier": tier name; gt/gte/lt/lte compare tier rank */
     POLICY_FIELD_PHASE,            /* "phase": string */
-    POLICY_FIELD_CAPABILITIES      /* "capabilities": the agent's list, see below */
+    POLICY_FIELD_CAPABILITIES,     /* "capabilities": the agent's list, see below */
+    POLICY_FIELD_DIMENSION         /* "dimensions.<name>": one dimension, number 0..100 */
 };
 
 /* eq ne gt gte lt lte in not_in matches.
@@ -49,6 +50,7 @@ struct policy_rule {
     char *policy;            /* "namespace/name" of the TrustPolicy it came from */
     int priority;            /* lower first */
     enum policy_field field;
+    enum trust_dim dim;      /* POLICY_FIELD_DIMENSION: which one */
     enum policy_op op;
     enum policy_action action;
     double num;              /* scalar numeric operand (trust_score value or tier rank) */
@@ -111,6 +113,7 @@ struct policy_subject {
     const char *phase;                      /* may be NULL: treated as "" */
     const char *const *capabilities;
     size_t ncapabilities;
+    const double *dimensions;               /* TRUST_DIM_COUNT values, or NULL: dimension rules never hold */
 };
 
 /* The first rule (by priority) whose condition holds, or NULL (no rule

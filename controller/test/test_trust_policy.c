@@ -159,10 +159,28 @@ static int holds(const char *field, const char *op, const char *value, const str
     return m;
 }
 
+START_TEST(dimension_rules)
+{
+    const double dims[TRUST_DIM_COUNT] = {80, 30, 60, 50, 50};
+    struct policy_subject s = {650, TRUST_TIER_STANDARD, "Active", NULL, 0, dims};
+    ck_assert(holds("dimensions.securityPosture", "lt", "40", &s));
+    ck_assert(!holds("dimensions.policyCompliance", "lt", "40", &s));
+    ck_assert(holds("dimensions.outputQuality", "in", "[60, 61]", &s));
+    struct policy_subject unknown = {650, TRUST_TIER_STANDARD, "Active", NULL, 0, NULL};
+    ck_assert(!holds("dimensions.securityPosture", "lt", "40", &unknown)); /* no dimensions: never holds */
+    parse_fails("{\"rules\":[{\"name\":\"r\",\"condition\":{\"field\":\"dimensions.charm\",\"operator\":\"lt\",\"value\":1},\"action\":\"deny\"}]}",
+                "unknown field \"dimensions.charm\"");
+    parse_fails("{\"rules\":[{\"name\":\"r\",\"condition\":{\"field\":\"dimensions.outputQuality\",\"operator\":\"lt\",\"value\":101},\"action\":\"deny\"}]}",
+                "must be a number within [0,100]");
+    parse_fails("{\"rules\":[{\"name\":\"r\",\"condition\":{\"field\":\"dimensions\",\"operator\":\"lt\",\"value\":1},\"action\":\"deny\"}]}",
+                "unknown field \"dimensions\"");
+}
+END_TEST
+
 START_TEST(rule_fields_and_operators)
 {
     const char *caps[] = {"read:data", "write:reports"};
-    struct policy_subject s = {650, TRUST_TIER_STANDARD, "Active", caps, 2};
+    struct policy_subject s = {650, TRUST_TIER_STANDARD, "Active", caps, 2, NULL};
     ck_assert(holds("trust_score", "eq", "650", &s));
     ck_assert(!holds("trust_score", "ne", "650", &s));
     ck_assert(holds("trust_score", "gt", "649", &s));
@@ -196,7 +214,7 @@ START_TEST(rule_fields_and_operators)
     ck_assert(holds("capabilities", "not_in", "[\"admin:all\"]", &s));
     ck_assert(holds("capabilities", "matches", "\"^write:\"", &s));
     ck_assert(!holds("capabilities", "matches", "\"^delete:\"", &s));
-    struct policy_subject none = {650, TRUST_TIER_STANDARD, NULL, NULL, 0};
+    struct policy_subject none = {650, TRUST_TIER_STANDARD, NULL, NULL, 0, NULL};
     ck_assert(!holds("capabilities", "in", "[\"read:data\"]", &none));
     ck_assert(holds("capabilities", "not_in", "[\"read:data\"]", &none));
     ck_assert(holds("phase", "eq", "\"\"", &none));
@@ -214,7 +232,7 @@ START_TEST(first_match_by_priority)
              "{\"name\":\"deny-very-low\",\"condition\":{\"field\":\"trust_score\",\"operator\":\"lt\",\"value\":200},"
              "\"action\":\"deny\",\"priority\":10}]}",
              "ns/p", &p);
-    struct policy_subject s = {150, TRUST_TIER_UNTRUSTED, "Active", NULL, 0};
+    struct policy_subject s = {150, TRUST_TIER_UNTRUSTED, "Active", NULL, 0, NULL};
     const struct policy_rule *r = trust_policy_evaluate(&p, &s);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(r->name, "deny-very-low");
@@ -263,7 +281,7 @@ START_TEST(combine_strictest)
     ck_assert_str_eq(eff.rules[3].policy, "ns/b");
     /* the copied regex still works */
     const char *caps[] = {"admin:cluster"};
-    struct policy_subject s = {800, TRUST_TIER_TRUSTED, "Active", caps, 1};
+    struct policy_subject s = {800, TRUST_TIER_TRUSTED, "Active", caps, 1, NULL};
     ck_assert_str_eq(trust_policy_evaluate(&eff, &s)->name, "q");
     /* allowFromNamespaces: both set -> ANDed */
     ck_assert(eff.has_allow_from);
@@ -311,7 +329,7 @@ START_TEST(enforcement)
              "\"action\":\"quarantine\",\"priority\":1}]}",
              "ns/p", &p);
     struct trust_enforcement e;
-    struct policy_subject s = {650, TRUST_TIER_STANDARD, "Active", NULL, 0};
+    struct policy_subject s = {650, TRUST_TIER_STANDARD, "Active", NULL, 0, NULL};
     trust_policy_enforce(&p, &s, 0, &e);
     ck_assert_int_eq(e.phase, TRUST_PHASE_ACTIVE);
     ck_assert_str_eq(e.reason, "TrustSufficient");
@@ -332,7 +350,7 @@ START_TEST(enforcement)
     ck_assert_str_eq(trust_phase_name(e.phase), "Revoked");
     ck_assert_str_eq(e.reason, "ScoreBelowRevokeThreshold");
     const char *caps[] = {"admin:all"};
-    struct policy_subject adm = {800, TRUST_TIER_TRUSTED, "Active", caps, 1};
+    struct policy_subject adm = {800, TRUST_TIER_TRUSTED, "Active", caps, 1, NULL};
     trust_policy_enforce(&p, &adm, 0, &e);
     ck_assert_int_eq(e.phase, TRUST_PHASE_QUARANTINED);
     ck_assert_str_eq(e.reason, "PolicyRuleQuarantine");
@@ -346,6 +364,7 @@ int main(void)
     Suite *s = suite_create("trust_policy");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, parse_full_spec);
+    tcase_add_test(tc, dimension_rules);
     tcase_add_test(tc, defaults_when_absent);
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, rule_fields_and_operators);
