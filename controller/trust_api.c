@@ -44,7 +44,7 @@ struct trust_api {
     struct trust_api_options o;
     struct httpd *http;
     struct route routes[R_COUNT];
-    struct metric *requests, *errors, *handshake_time, *handshakes, *violations, *audit_events;
+    struct metric *requests, *errors, *handshake_time, *handshakes, *violations;
 };
 
 /* One request in flight. */
@@ -98,11 +98,10 @@ static void reply_store_error(struct call *c, int rc, const char *err) {
         reply_error(c, 500, "InternalError", "trust store: %s", err);
 }
 
-/* Hands an audit event to the callback and counts it; data is consumed. */
+/* Hands an audit event (and the data reference) to the callback, if any. */
 static void emit(struct trust_api *api, const char *type, const char *did, json_t *data) {
-    metric_add(api->audit_events, 1, type);
     if (api->o.audit && data) api->o.audit(api->o.audit_arg, type, did, wall_ms(), data);
-    json_decref(data);
+    else json_decref(data);
 }
 
 /* ---- authentication ----------------------------------------------------------- */
@@ -564,10 +563,7 @@ static int declare_metrics(struct trust_api *api) {
                                       "Handshake verifies, by result (verified, rejected, error).", "result");
     api->violations = metrics_counter("agentmesh_policy_violations_total",
                                       "Handshakes rejected by trust policy (phase, score, capability).", NULL);
-    api->audit_events = metrics_counter("agentmesh_audit_events_total", "Audit events emitted, by type.",
-                                        "type");
-    return api->requests && api->errors && api->handshake_time && api->handshakes && api->violations &&
-                   api->audit_events ? 0 : -1;
+    return api->requests && api->errors && api->handshake_time && api->handshakes && api->violations ? 0 : -1;
 }
 
 static int add_routes(struct trust_api *api) {

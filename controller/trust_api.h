@@ -56,9 +56,9 @@
  * Metrics: agentmesh_handshake_duration_seconds (verify handling, buckets
  * from 100 µs), agentmesh_handshakes_total{result=verified|rejected|error},
  * agentmesh_policy_violations_total (rejections for phase, score or
- * capability), agentmesh_audit_events_total{type} (events handed to the
- * audit callback), agentmesh_api_requests_total{route,code} and
+ * capability), agentmesh_api_requests_total{route,code} and
  * agentmesh_api_errors_total{route,reason} (route = the route template).
+ * agentmesh_audit_events_total is the audit pipeline's, counted on delivery.
  *
  * Audit events (through the callback, when set): "handshake.verified" and
  * "handshake.failed" (agent_did = the verified agent; data {challenge_id,
@@ -83,8 +83,8 @@
 #define TRUST_API_REPLAY_TTL_MS 600000     /* twice the ±300 s auth window */
 
 /* One audit event. Called on an API thread right after the decision; must
- * not block for long (hand it to the spool). `data` is borrowed: incref it
- * to keep it. */
+ * not block for long (queue it). `data` (an object) is STOLEN: the callback
+ * owns the reference, as audit_event_init expects. */
 typedef void (*trust_api_audit_fn)(void *arg, const char *type, const char *agent_did,
                                    int64_t ts_ms, json_t *data);
 /* Walks the audit chain for GET /api/v1/audit/verify (audit_log_verify).
