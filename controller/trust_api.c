@@ -135,9 +135,10 @@ static int authenticate(struct call *c, struct agent_record *caller) {
                            (time_t)(now / 1000), NULL, &why) != 0) {
         reply_error(c, 401, "Unauthorized", "%s", why);
     } else {
-        char key[16 + ID_SIG_B64_BUFSZ] = "auth:", err[256];
-        b64_encode(h.sig, sizeof h.sig, key + 5, sizeof key - 5);
-        int rc = c->api->o.store->remember(c->api->o.store, key, TRUST_API_REPLAY_TTL_MS, err, sizeof err);
+        char key[16 + ID_SIG_B64_BUFSZ] = "auth:", err[256] = "cannot encode the signature";
+        int rc = b64_encode(h.sig, sizeof h.sig, key + 5, sizeof key - 5) == 0
+                     ? c->api->o.store->remember(c->api->o.store, key, TRUST_API_REPLAY_TTL_MS, err, sizeof err)
+                     : TS_INVALID;
         if (rc == TS_OK) return 0;
         if (rc == TS_EXISTS) reply_error(c, 401, "Unauthorized", "authorization signature already used");
         else reply_store_error(c, rc, err);
@@ -452,9 +453,14 @@ static void verify_call(struct call *c, const struct agent_record *caller) {
         .required_capabilities = json_object_get(in, "required_capabilities"),
     };
     if (caller->min_trust_score > req.bar) req.bar = caller->min_trust_score;
-    b64_decode_exact(sig, strlen(sig), req.signature, sizeof req.signature); /* checked by the parser */
     struct handshake_result res;
     char err[256];
+    if (b64_decode_exact(sig, strlen(sig), req.signature, sizeof req.signature) != 0) { /* parser checked it */
+        metric_add(api->handshakes, 1, "error");
+        reply_error(c, 500, "InternalError", "signature decoding failed after validation");
+        json_decref(in);
+        return;
+    }
     if (handshake_verify(api->o.store, api->o.registry, &req, wall_ms(), &res, err, sizeof err) != 0) {
         metric_add(api->handshakes, 1, "error");
         reply_store_error(c, TS_UNAVAILABLE, err);
@@ -504,10 +510,11 @@ static void signals(struct call *c, const struct agent_record *caller) {
     }
     struct trust_signal sig = {.value = json_num_at(in, "value", 0), .weight = json_num_at(in, "weight", 1),
                                .at_ms = wall_ms()};
-    trust_dim_parse(json_str_at(in, "dimension"), &sig.dim); /* checked by the parser */
     struct trust_state st;
-    char err[256];
-    int rc = apply_signal(c->api->o.store, &rec, &sig, &st, err, sizeof err);
+    char err[256] = "dimension: unknown";
+    int rc = trust_dim_parse(json_str_at(in, "dimension"), &sig.dim) == 0   /* the parser checked it */
+                 ? apply_signal(c->api->o.store, &rec, &sig, &st, err, sizeof err)
+                 : TS_INVALID;
     agent_record_clear(&rec);
     if (rc == TS_INVALID) {
         reply_error(c, 400, "BadRequest", "%s", err);

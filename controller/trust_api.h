@@ -21,6 +21,10 @@
  * key during the rotation grace; the time must be within ±300 s; and each
  * signature is accepted once, recorded with trust_store->remember for 600 s
  * so every replica sharing a Redis store refuses a replay. Failures: 401.
+ * Quarantined callers are served (their egress still reaches this API).
+ * Signers should put a fraction in the time (".123456789Z"): Ed25519 is
+ * deterministic, so two identical requests signed in the same whole second
+ * are one signature, and the second is refused as a replay.
  *
  * Request bodies are JSON objects with only the route's fields (an unknown
  * field is refused, so a typo fails loudly). Every error is 4xx/5xx with
@@ -43,7 +47,8 @@
  * TrustPolicies say how trusted its peers must be, and a request can only
  * raise that bar, never lower it. Score, tier and capabilities come from the
  * registry and the trust store (decay applied at the time of the verify),
- * never from the request. When agent_did is unknown, trust_score and tier
+ * never from the request. A challenge is bound to the agent it was issued
+ * for, not to the caller who asked for it. When agent_did is unknown, trust_score and tier
  * are null and capabilities []; otherwise they are the agent's, verified or not.
  *
  * Signals: any authenticated agent may report a signal about any agent
