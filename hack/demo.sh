@@ -41,6 +41,9 @@ install_crds() {
 }
 
 print_usage() {
+  local down=hack/kube-down.sh
+  [ "$AGENTMESH_CLUSTER_DIR" = /tmp/agentmesh-cluster ] ||
+    down="AGENTMESH_CLUSTER_DIR=$AGENTMESH_CLUSTER_DIR hack/kube-down.sh"
   step "ready"
   cat <<EOF
 The cluster runs on this machine (state in $AGENTMESH_CLUSTER_DIR).
@@ -53,7 +56,7 @@ The cluster runs on this machine (state in $AGENTMESH_CLUSTER_DIR).
 
 Binaries: $BUILD/agentmesh-controller, $BUILD/agentmesh-sidecar
 Logs of the control plane: $AGENTMESH_CLUSTER_DIR/logs/
-Stop everything:  hack/kube-down.sh
+Stop everything:  $down
 EOF
 }
 
