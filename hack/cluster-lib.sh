@@ -14,20 +14,30 @@ CL_DIR=${AGENTMESH_CLUSTER_DIR:-/tmp/agentmesh-cluster}
 case $CL_DIR in /*) ;; *) CL_DIR=$PWD/$CL_DIR ;; esac
 CL_DIR=${CL_DIR%/}
 CL_LOCK=$CL_DIR.lock
-# AGENTMESH_CLUSTER_PORT_OFFSET (default 0) shifts every port, so a private
-# cluster can run beside the shared one (with its own AGENTMESH_CLUSTER_DIR).
-CL_PORT_OFFSET=${AGENTMESH_CLUSTER_PORT_OFFSET:-0}
-if ! [[ $CL_PORT_OFFSET =~ ^[0-9]{1,5}$ ]] || [ "$CL_PORT_OFFSET" -gt 50000 ]; then
-  echo "AGENTMESH_CLUSTER_PORT_OFFSET must be a number from 0 to 50000" >&2
-  exit 2
+
+# cl_set_ports <offset>: every port is its default plus the offset, so a
+# private cluster can run beside the shared one (with its own state dir).
+cl_set_ports() {
+  if ! [[ $1 =~ ^[0-9]{1,5}$ ]] || [ "$1" -gt 50000 ]; then
+    echo "AGENTMESH_CLUSTER_PORT_OFFSET must be a number from 0 to 50000, not '$1'" >&2
+    exit 2
+  fi
+  CL_PORT_OFFSET=$1
+  CL_ETCD_PORT=$((2379 + $1))
+  CL_ETCD_PEER_PORT=$((2380 + $1))
+  CL_API_PORT=$((6443 + $1))
+  CL_REDIS_PORT=$((6379 + $1))
+  CL_REDIS_TLS_PORT=$((6380 + $1))
+  CL_PG_PORT=$((5432 + $1))
+  CL_API_URL=https://127.0.0.1:$CL_API_PORT
+}
+# The offset of an existing cluster is the one kube-up.sh recorded in its
+# state dir; AGENTMESH_CLUSTER_PORT_OFFSET (default 0) picks it for a new one.
+if [ -r "$CL_DIR/port-offset" ]; then
+  cl_set_ports "$(cat "$CL_DIR/port-offset")"
+else
+  cl_set_ports "${AGENTMESH_CLUSTER_PORT_OFFSET:-0}"
 fi
-CL_ETCD_PORT=$((2379 + CL_PORT_OFFSET))
-CL_ETCD_PEER_PORT=$((2380 + CL_PORT_OFFSET))
-CL_API_PORT=$((6443 + CL_PORT_OFFSET))
-CL_REDIS_PORT=$((6379 + CL_PORT_OFFSET))
-CL_REDIS_TLS_PORT=$((6380 + CL_PORT_OFFSET))
-CL_PG_PORT=$((5432 + CL_PORT_OFFSET))
-CL_API_URL=https://127.0.0.1:$CL_API_PORT
 
 cl_log() { echo "$(basename "$0" .sh): $*" >&2; }
 cl_die() { cl_log "error: $*"; exit 1; }

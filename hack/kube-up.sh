@@ -13,6 +13,8 @@
 # a sourceable file exporting KUBECONFIG and the AGENTMESH_TEST_* URLs of what
 # runs. Idempotent and safe to run concurrently: what already runs is reused,
 # only what is missing is started. hack/kube-down.sh stops it all.
+# AGENTMESH_CLUSTER_PORT_OFFSET=N (with another AGENTMESH_CLUSTER_DIR) shifts
+# every port by N, for a private cluster beside the shared one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=hack/cluster-lib.sh
@@ -40,7 +42,12 @@ kc() { kubectl --kubeconfig "$CL_DIR/kubeconfig" --request-timeout=10s "$@"; }
 # cluster (or a reboot): start from scratch rather than from stale data.
 prepare_state_dir() {
   local c
-  for c in "${COMPONENTS[@]}"; do cl_alive "$c" && return 0; done
+  for c in "${COMPONENTS[@]}"; do
+    cl_alive "$c" || continue
+    [ "${AGENTMESH_CLUSTER_PORT_OFFSET:-$CL_PORT_OFFSET}" = "$CL_PORT_OFFSET" ] ||
+      cl_log "note: reusing the running cluster in $CL_DIR with its port offset $CL_PORT_OFFSET"
+    return 0
+  done
   if [ -d "$CL_DIR" ] && [ -n "$(ls -A "$CL_DIR")" ]; then
     [ -e "$CL_DIR/.agentmesh-cluster" ] ||
       cl_die "$CL_DIR exists and was not made by kube-up.sh; refusing to touch it"
@@ -50,6 +57,8 @@ prepare_state_dir() {
   mkdir -p "$CL_DIR"
   chmod 755 "$CL_DIR"      # postgres (another uid) must traverse it
   touch "$CL_DIR/.agentmesh-cluster"
+  cl_set_ports "${AGENTMESH_CLUSTER_PORT_OFFSET:-0}"
+  echo "$CL_PORT_OFFSET" >"$CL_DIR/port-offset"
 }
 
 # make_ca <dir> <common name>: a 10-year CA in <dir>/ca.crt, ca.key, once.
