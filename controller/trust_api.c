@@ -131,7 +131,7 @@ static int authenticate(struct call *c, struct agent_record *caller) {
     const unsigned char *prev = caller->has_prev && now <= caller->prev_valid_until_ms ? caller->prev_pub : NULL;
     if (strcmp(caller->phase, "Revoked") == 0) {
         reply_error(c, 401, "Unauthorized", "agent %s is revoked", h.did);
-    } else if (auth_verify(&h, caller->pub, prev, httpd_method(c->req), httpd_path(c->req), body, len,
+    } else if (auth_verify(&h, caller->pub, prev, httpd_method(c->req), httpd_uri(c->req), body, len,
                            (time_t)(now / 1000), NULL, &why) != 0) {
         reply_error(c, 401, "Unauthorized", "%s", why);
     } else {

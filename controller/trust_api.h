@@ -15,8 +15,8 @@
  *
  * Authentication (every route but /healthz): "Authorization: Ed25519-Timestamp
  * <did> <RFC3339> <b64 sig>" (common/auth.h) over "<METHOD> <path> <time>
- * <hex sha256(body)>". <path> is the request path as the server decodes it;
- * no route takes a query string. The DID must be in the registry and not
+ * <hex sha256(body)>", <path> being the request target exactly as sent
+ * (query string included). The DID must be in the registry and not
  * Revoked; the signature must verify under its current key, or its previous
  * key during the rotation grace; the time must be within ±300 s; and each
  * signature is accepted once, recorded with trust_store->remember for 600 s

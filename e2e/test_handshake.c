@@ -102,7 +102,6 @@ static void setup(void) {
 
 static void teardown(void) {
     char err[256];
-    usleep(50 * 1000);   /* httpd_free must not race the loops' start (see test_trust_api.c) */
     for (int i = 0; i < 2; i++) trust_api_free(replica[i]);
     store->remove(store, alice.did, err, sizeof err);
     store->remove(store, bob.did, err, sizeof err);
