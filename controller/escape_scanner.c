@@ -355,7 +355,8 @@ static void *run(void *arg) {
     pthread_mutex_lock(&s->lock);
     while (!s->stop) {
         pthread_mutex_unlock(&s->lock);
-        if (scan_once(s) != 0 && !stopping(s)) log_warn(LOG, "scan abandoned; retrying in %.0f s", s->o.interval_seconds);
+        if (scan_once(s) != 0 && !stopping(s))
+            log_warn(LOG, "scan abandoned; retrying in %.0f s", s->o.interval_seconds);
         pthread_mutex_lock(&s->lock);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);

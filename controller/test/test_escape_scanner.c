@@ -125,8 +125,8 @@ START_TEST(system_and_operator_namespaces)
     const char *why;
     const char *system[] = {"kube-system", "kube-public", "kube-node-lease", OPERATOR_NS};
     for (size_t i = 0; i < sizeof system / sizeof *system; i++) {
-        ck_assert_int_eq(check(pod(system[i], ",\"labels\":{\"agentmesh.io/inject\":\"true\"}", ""), NS_ENABLED, 1, &why),
-                         0);
+        json_t *p = pod(system[i], ",\"labels\":{\"agentmesh.io/inject\":\"true\"}", "");
+        ck_assert_int_eq(check(p, NS_ENABLED, 1, &why), 0);
         ck_assert_str_eq(why, INJECT_SKIP_SYSTEM_NS);
     }
 }
