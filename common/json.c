@@ -74,6 +74,18 @@ json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen) {
     return v;
 }
 
+json_t *json_pick(const json_t *obj, const char *const *keys, size_t nkeys) {
+    json_t *out = json_object();
+    for (size_t i = 0; out && i < nkeys; i++) {
+        json_t *v = json_object_get(obj, keys[i]);
+        if (v && json_object_set(out, keys[i], v) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 char *json_compact(const json_t *value) {
     return json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
 }

@@ -27,6 +27,10 @@ int json_set_at(json_t *root, const char *path, json_t *value);
  * into err. Rejects duplicate keys and non-object/array roots are allowed. */
 json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen);
 
+/* A new object holding only those of `keys` that `obj` has (absent ones stay
+ * absent, never null). Values are shared references. NULL on OOM. */
+json_t *json_pick(const json_t *obj, const char *const *keys, size_t nkeys);
+
 /* Compact serialisation (caller frees), sorted keys for stable output. NULL on OOM. */
 char *json_compact(const json_t *value);
 

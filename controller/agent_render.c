@@ -129,8 +129,10 @@ json_t *render_network_policy(const json_t *agid, const struct netpol_inputs *in
     json_object_set_new(meta, "ownerReferences", render_owner_refs(agid));
     json_t *spec = json_pack("{s:o}", "podSelector", agent_pod_selector(agent));
     if (in->quarantined) {
+        /* Ingress listed in policyTypes with no ingress rules = deny all. No
+         * `ingress: []`: the API server drops empty lists, and what we render
+         * must equal what it stores, or every reconcile would re-apply. */
         json_object_set_new(spec, "policyTypes", json_pack("[s,s]", "Ingress", "Egress"));
-        json_object_set_new(spec, "ingress", json_array());
         json_object_set_new(spec, "egress", quarantine_egress(in));
     } else {
         json_object_set_new(spec, "policyTypes", json_pack("[s]", "Ingress"));

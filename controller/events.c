@@ -6,6 +6,7 @@
 #include "controller/agent_render.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,9 +101,13 @@ void events_record(struct events *ev, const json_t *obj, const char *type, const
     }
     pthread_mutex_unlock(&ev->lock);
 
+    /* Unique like client-go's: the object name and random hex, never a clash
+     * between two events in the same second. */
+    unsigned char rnd[8];
+    randombytes_buf(rnd, sizeof rnd);
     char evname[200];
-    snprintf(evname, sizeof evname, "%.100s.%llx%04x", name, (unsigned long long)now_s,
-             (unsigned)(h & 0xffff));
+    snprintf(evname, sizeof evname, "%.100s.%02x%02x%02x%02x%02x%02x%02x%02x", name, rnd[0], rnd[1], rnd[2],
+             rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     json_t *event = json_pack(
         "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:i, s:s, s:s, s:{s:s}, s:s}",
         "apiVersion", "v1", "kind", "Event", "metadata", "name", evname, "namespace", ns,

@@ -55,14 +55,13 @@ json_t *manager_strip_secret(json_t *obj, void *arg) {
     return obj;
 }
 
-/* Pods: only name, namespace, labels, resourceVersion and deletion matter to us. */
+/* Pods: only name, namespace, labels, resourceVersion and deletion matter to
+ * us. Absent fields stay absent (not null): callers test presence. */
 static json_t *strip_pod(json_t *obj, void *arg) {
     (void)arg;
-    json_t *meta = json_object_get(obj, "metadata");
-    json_t *slim = json_pack("{s:{s:O?, s:O?, s:O?, s:O?, s:O?}}", "metadata", "name", json_object_get(meta, "name"),
-                             "namespace", json_object_get(meta, "namespace"), "resourceVersion",
-                             json_object_get(meta, "resourceVersion"), "labels", json_object_get(meta, "labels"),
-                             "deletionTimestamp", json_object_get(meta, "deletionTimestamp"));
+    static const char *const keep[] = {"name", "namespace", "resourceVersion", "labels", "deletionTimestamp"};
+    json_t *slim = json_pack("{s:o}", "metadata", json_pick(json_object_get(obj, "metadata"), keep,
+                                                               sizeof keep / sizeof keep[0]));
     json_decref(obj);
     return slim;
 }

@@ -43,10 +43,9 @@ json_t *webhook_lookup_ns_labels(const char *ns, void *arg) {
 
 json_t *webhook_lookup_strip_namespace(json_t *obj, void *arg) {
     (void)arg;
-    json_t *meta = json_object_get(obj, "metadata");
-    json_t *slim = json_pack("{s:{s:O?, s:O?, s:O?}}", "metadata", "name", json_object_get(meta, "name"),
-                             "resourceVersion", json_object_get(meta, "resourceVersion"), "labels",
-                             json_object_get(meta, "labels"));
+    static const char *const keep[] = {"name", "resourceVersion", "labels"};
+    json_t *slim = json_pack("{s:o}", "metadata", json_pick(json_object_get(obj, "metadata"), keep,
+                                                               sizeof keep / sizeof keep[0]));
     json_decref(obj);
     return slim;
 }

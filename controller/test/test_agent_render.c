@@ -104,7 +104,7 @@ START_TEST(network_policy_quarantine) {
     json_t *np = render_network_policy(a, &in);
     assert_json(json_at(np, "spec"),
                 "{\"podSelector\":{\"matchLabels\":{\"agentmesh.io/agent\":\"alpha\"}},\"policyTypes\":[\"Ingress\",\"Egress\"],"
-                "\"ingress\":[],\"egress\":[{\"ports\":[{\"protocol\":\"UDP\",\"port\":53},{\"protocol\":\"TCP\",\"port\":53}]},"
+                "\"egress\":[{\"ports\":[{\"protocol\":\"UDP\",\"port\":53},{\"protocol\":\"TCP\",\"port\":53}]},"
                 "{\"to\":[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"ops\"}},"
                 "\"podSelector\":{\"matchLabels\":{\"app.kubernetes.io/name\":\"agentmesh-controller\"}}}],"
                 "\"ports\":[{\"protocol\":\"TCP\",\"port\":8080}]}]}");
