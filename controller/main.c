@@ -11,6 +11,7 @@
 #include "controller/agent_registry.h"
 #include "controller/audit_pipeline.h"
 #include "controller/config.h"
+#include "controller/escape_scanner.h"
 #include "controller/kube_client.h"
 #include "controller/leader.h"
 #include "controller/manager.h"
@@ -74,11 +75,23 @@ static void request_exit(int code) {
     kill(getpid(), SIGTERM);
 }
 
+/* The leader's extra duty besides reconciling: reporting pods that escaped injection. */
+static struct escape_scanner_options escape_opts;
+static struct escape_scanner *escape_scanner;
+
 static void on_started_leading(void *arg) {
     if (manager_start_workers(arg) != 0) {
         log_error(LOG, "cannot start workers");
         request_exit(1);
+        return;
     }
+    struct escape_scanner *es = escape_scanner_start(&escape_opts);
+    if (!es) {
+        log_error(LOG, "cannot start the escaped-pod scanner");
+        request_exit(1);
+        return;
+    }
+    __atomic_store_n(&escape_scanner, es, __ATOMIC_RELEASE);
 }
 
 static void on_stopped_leading(void *arg) {
@@ -306,6 +319,9 @@ int main(int argc, char **argv) {
     ops_server_add_check(ops, "audit-spool", audit_pipeline_ready, servers.audit);
     ops_server_on_scrape(ops, scrape, mgr);
     if (ops_server_start(ops, err, sizeof err) != 0) goto out;
+    escape_opts = (struct escape_scanner_options){
+        .client = client, .events = manager_controller(mgr)->events, .agents = manager_controller(mgr)->agents,
+        .namespaces = servers.namespaces, .operator_namespace = ns, .interval_seconds = 60};
 
     if (cfg.leader_elect) {
         char id[300];
@@ -326,7 +342,8 @@ int main(int argc, char **argv) {
     rc = exit_code;
 out:
     if (rc != 0 && *err) log_error(LOG, "%s", err);
-    leader_stop(leader);
+    leader_stop(leader); /* joins the election thread: no scanner start can race the stop below */
+    escape_scanner_stop(__atomic_exchange_n(&escape_scanner, NULL, __ATOMIC_ACQ_REL));
     manager_free(mgr);
     stop_servers(&servers);
     ops_server_free(ops);
