@@ -9,6 +9,8 @@
 #
 #   hack/test.sh [--unit-only | --e2e-only] [-R REGEX]
 #
+# With the unit tests and no -R, every libFuzzer target also runs briefly
+# (hack/fuzz.sh; FUZZ_SECONDS per target, default 10, 0 skips).
 # -R is passed to ctest. KEEP_CLUSTER=1 leaves the cluster running; a cluster
 # that was already up before the run (someone else's) is never stopped.
 # BUILD_DIR overrides build/.
@@ -105,4 +107,20 @@ if [ "$run_e2e" = 1 ]; then
   bash hack/kube-up.sh --redis --redis-tls --postgres || abort "hack/kube-up.sh failed"
   step "e2e tests (ctest -L e2e)"
   ctest_label e2e
+fi
+
+# Every libFuzzer target briefly over its seed corpus (FUZZ_SECONDS each, default 10;
+# 0 skips). Only with the whole suite: -R narrows ctest, not this.
+if [ "$run_unit" = 1 ] && [ "${#regex[@]}" = 0 ] && [ "${FUZZ_SECONDS:-10}" != 0 ]; then
+  step "fuzzing (hack/fuzz.sh ${FUZZ_SECONDS:-10})"
+  log=$BUILD/fuzz.log
+  bash hack/fuzz.sh "${FUZZ_SECONDS:-10}" 2>&1 | tee "$log"
+  read -r fpass ffail < <(sed -nE 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log")
+  if [ -z "${fpass:-}" ]; then
+    echo "test.sh: hack/fuzz.sh printed no summary" >&2
+    failed=$((failed + 1))
+  else
+    passed=$((passed + fpass))
+    failed=$((failed + ffail))
+  fi
 fi
