@@ -37,7 +37,7 @@ static const struct option_def options[] = {
     {"audit-sink-url", OPT_STR, O(audit_sink_url), NULL, "HTTP endpoint receiving CloudEvents 1.0 (structured mode)"},
     {"audit-spool-dir", OPT_STR, O(audit_spool_dir), "/tmp/agentmesh-spool", "on-disk spool for audit events while Postgres/the sink is down"},
     {"audit-spool-max-bytes", OPT_LONG, O(audit_spool_max_bytes), "67108864", "spool size limit; when full /readyz fails and events are refused loudly"},
-    {"workers", OPT_INT, O(workers), "2", "concurrent AgentIdentity reconciles"},
+    {"workers", OPT_INT, O(workers), "4", "concurrent AgentIdentity reconciles (I/O-bound: more than cores helps)"},
     {"leader-elect", OPT_BOOL, O(leader_elect), "true", "elect a leader with a coordination.k8s.io Lease"},
     {"leader-election-id", OPT_STR, O(leader_election_id), "agentmesh-controller", "name of the Lease"},
     {"sidecar-image", OPT_STR, O(sidecar_image), "agentmesh/agentmesh-sidecar:0.1.0", "image of the injected sidecar"},
