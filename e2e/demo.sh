@@ -81,7 +81,7 @@ check "prints the handshake the strict policy refuses, with the reason" \
 check "prints the validator's refusal, through the API server" \
   in_output run1 'admission webhook "validate.agentmesh.io" denied the request: spec.scoring.weights'
 check "prints a metrics sample" in_output run1 '^  agentmesh_handshakes_total\{result="verified"\} [1-9]'
-check "says where to look next" in_output run1 'logs: .*/demo/logs/controller.log'
+check "says where to look next" in_output run1 'logs: .*/demo/logs/ +controller, sidecars'
 check "says how to stop it" in_output run1 'hack/demo.sh --down'
 
 # What it left running.

@@ -110,8 +110,15 @@ install_crds() {
 
 # ensure_namespace <name> <manifest>: applies it, remembering whether the demo
 # created it (then --down deletes it; a namespace that was there stays).
+ns_phase() { kc get namespace "$1" -o 'jsonpath={.status.phase}' 2>/dev/null; }
+ns_not_terminating() { [ "$(ns_phase "$1")" != Terminating ]; }
 ensure_namespace() {
-  if ! kc get namespace "$1" >/dev/null 2>&1; then
+  # Right after --down it may still be going: wait, then make it anew.
+  if [ "$(ns_phase "$1")" = Terminating ]; then
+    echo "namespace $1 is being deleted; waiting for it to go"
+    wait_until 120 ns_not_terminating "$1" || die "namespace $1 still terminating after 120 s"
+  fi
+  if [ -z "$(ns_phase "$1")" ]; then
     mkdir -p "$DEMO"
     grep -qx "$1" "$DEMO/created-namespaces" 2>/dev/null || echo "$1" >>"$DEMO/created-namespaces"
   fi
@@ -160,6 +167,7 @@ controller_failed() {
 
 # The CA the controller keeps in its Secret (base64, as caBundle wants it).
 secret_ca() { kc -n "$OPNS" get secret agentmesh-webhook-tls -o 'jsonpath={.data.ca\.crt}'; }
+have_secret_ca() { [ -n "$(secret_ca)" ]; }
 
 # The manifests' two webhook configurations, each clientConfig.service turned
 # into a URL on 127.0.0.1:9443 with the same path, caBundle = $1.
@@ -190,7 +198,7 @@ ca_bundles_set() {
 install_webhooks() {
   local ca
   step "registering the webhooks ($MUTATING, $VALIDATING) at https://127.0.0.1:$WEBHOOK_PORT"
-  wait_until 30 test -n "$(secret_ca 2>/dev/null)" ||
+  wait_until 30 have_secret_ca ||
     controller_failed "the controller did not create Secret $OPNS/agentmesh-webhook-tls in 30 s"
   ca=$(secret_ca)
   render_webhooks "$ca" | kc apply -f -
@@ -361,6 +369,8 @@ print_agents() {
   fi
 }
 
+hint() { printf '  %-66s %s\n' "$1" "$2"; }
+
 print_summary() {
   local down=hack/demo.sh kdown=hack/kube-down.sh
   if [ "$CL_DIR" != /tmp/agentmesh-cluster ]; then
@@ -394,23 +404,26 @@ What runs (all on 127.0.0.1):
   agentmesh-sidecar     pid $(demo_cl cl_pid sidecar-agent-alpha)   agent-alpha on :${SC_PORT[agent-alpha]} (metrics :${SC_METRICS[agent-alpha]})
   agentmesh-sidecar     pid $(demo_cl cl_pid sidecar-agent-beta)   agent-beta  on :${SC_PORT[agent-beta]} (metrics :${SC_METRICS[agent-beta]})
   the local cluster (kube-apiserver, etcd, Redis, PostgreSQL): state and logs in $CL_DIR
-
-Where to look next:
-  source $CL_DIR/env      # KUBECONFIG, for kubectl
-  kubectl -n $AGNS describe agentidentity agent-alpha    # status, conditions, events
-  kubectl -n $AGNS get serviceaccounts,secrets,networkpolicies
-  kubectl -n $AGNS get pod $POD -o yaml                 # the injected pod as stored
-  kubectl -n $AGNS annotate agentidentity agent-alpha agentmesh.io/rotate-key=\$(date +%s) --overwrite
-  curl -s 127.0.0.1:${SC_PORT[agent-alpha]}/v1/identity                    # agent-alpha's sidecar
-  curl -s $METRICS_URL/readyz
-  logs: $DEMO/logs/controller.log, $DEMO/logs/sidecar-agent-*.log, $CL_DIR/logs/
+EOF
+  echo
+  echo "Where to look next (after: source $CL_DIR/env):"
+  hint "kubectl -n $AGNS describe agentidentity agent-alpha" "status, conditions, events"
+  hint "kubectl -n $AGNS get serviceaccounts,secrets,networkpolicies" "what the controller made"
+  hint "kubectl -n $AGNS get pod $POD -o yaml" "the injected pod as stored"
+  hint "kubectl -n $AGNS annotate agid agent-alpha agentmesh.io/rotate-key=now --overwrite" "a new key"
+  hint "curl -s 127.0.0.1:${SC_PORT[agent-alpha]}/v1/identity" "agent-alpha's sidecar"
+  hint "curl -s $METRICS_URL/readyz" "the controller's checks"
+  hint "logs: $DEMO/logs/" "controller, sidecars"
+  hint "      $CL_DIR/logs/" "the cluster"
+  cat <<EOF
   README.md: "What the controller does", "Admission webhooks", "Trust API (8080)",
              "Metrics (9090)", "Security model", "Failure behaviour"
 
-Stop:
-  $down --down    # stops the controller and sidecars (by pid file); deletes the samples,
-                         # the pod, the webhook configurations and the copied keys
-  $kdown       # then the local cluster, if nothing else uses it
+Stop the controller and sidecars (by pid file), delete the samples, the pod, the
+webhook configurations and the copied keys:
+  $down --down
+then the local cluster, if nothing else uses it:
+  $kdown
 EOF
 }
 
