@@ -528,6 +528,9 @@ static int set_finalizer(struct controller *c, const json_t *agid, int add) {
     struct kube_result r = {0};
     int rc = kube_patch(c->client, &GVR_AGENTIDENTITIES, json_str_at(agid, "metadata.namespace"),
                         json_str_at(agid, "metadata.name"), NULL, KUBE_PATCH_MERGE, patch, NULL, 0, &r);
+    if (rc != 0)
+        log_warn(LOG, "%s/%s: cannot %s finalizer: %s %s", json_str_at(agid, "metadata.namespace"),
+                 json_str_at(agid, "metadata.name"), add ? "add the" : "remove the", r.reason, r.message);
     json_decref(patch);
     kube_result_free(&r);
     return rc;

@@ -47,7 +47,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/certs/tls.key" -out "$WORK/certs/tls.crt" 2>/dev/null
 # start_controller NAME METRICS_PORT: sets STARTED_PID (no subshell, so cleanup sees every pid).
 start_controller() {
-  "$BIN" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --metrics-port "$2" --api-port 0 \
+  "$BIN" --kubeconfig "$OPERATOR_KUBECONFIG" --namespace "$OPNS" --metrics-port "$2" --api-port 0 \
     --webhook-port 0 --bind-address 127.0.0.1 --status-min-interval 1 --webhook-cert-dir "$WORK/certs" --log-level debug >"$WORK/$1.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
@@ -63,9 +63,17 @@ converged() {
 }
 
 kc apply -f "$root/crds/" >/dev/null || { echo "FAIL: cannot apply CRDs"; exit 1; }
+# Least privilege: the controller runs as user agentmesh-operator, bound by
+# hack/kube-up.sh to the shipped ClusterRole, plus the shipped namespaced Role
+# (Lease, webhook Secret) bound here in the test's operator namespace.
+OPERATOR_KUBECONFIG=${AGENTMESH_TEST_KUBECONFIG_OPERATOR:-$AGENTMESH_CLUSTER_DIR/kubeconfig-operator}
+kc apply -f "$root/manifests/base/clusterrole.yaml" >/dev/null
 kc wait --for condition=established --timeout=30s crd/agentidentities.agentmesh.io crd/trustpolicies.agentmesh.io >/dev/null
 kc create ns "$NS" >/dev/null
 kc create ns "$OPNS" >/dev/null
+sed "s/namespace: agentmesh-system/namespace: $OPNS/" "$root/manifests/base/role.yaml" | kc apply -f - >/dev/null
+kc -n "$OPNS" create rolebinding agentmesh-operator-e2e --role agentmesh-controller --user agentmesh-operator >/dev/null
+check "the operator user is not cluster-admin" test "$(kubectl --kubeconfig "$OPERATOR_KUBECONFIG" auth can-i delete nodes)" = no
 
 start_controller a 19190
 LEADER_PID=$STARTED_PID
@@ -223,6 +231,8 @@ kc -n "$NS" annotate agid --all e2e/poke=1 --overwrite >/dev/null   # every agen
 sleep 5
 w1=$(writes)
 check "no-op reconciles write nothing (writes before/after: $w0/$w1)" test "$w0" = "$w1"
+[ "$w0" = "$w1" ] || grep -E "(POST|PUT|PATCH|DELETE) /[^ ]*/namespaces/$NS/" "$WORK/a.log" | grep -v '/events' |
+  tail -n +"$((w0 + 1))" | sed -E 's/.*msg="([A-Z]+ [^ ?]+).*/  \1/' | sort | uniq -c | head
 
 # --- metrics, secrets hygiene ---------------------------------------------------------------
 metrics=$(curl -fsS http://127.0.0.1:19190/metrics)

@@ -105,6 +105,12 @@ if [ "$run_e2e" = 1 ]; then
   fi
   step "starting the cluster (hack/kube-up.sh --redis --redis-tls --postgres)"
   bash hack/kube-up.sh --redis --redis-tls --postgres || abort "hack/kube-up.sh failed"
+  # Every e2e test sees the cluster's env (KUBECONFIG, ETCDCTL_ENDPOINTS, the
+  # Redis/PostgreSQL URLs), whatever ports this cluster runs on.
+  set -a
+  # shellcheck source=/dev/null
+  source "$AGENTMESH_CLUSTER_DIR/env"
+  set +a
   step "e2e tests (ctest -L e2e)"
   ctest_label e2e
 fi
