@@ -152,6 +152,13 @@ static int escaped_events(const char *ns, const char *agent, const char *pod, in
     return n;
 }
 
+/* escaped_events, waiting up to 5 s for the first one: the recorder sends Events asynchronously. */
+static int wait_escaped_events(const char *ns, const char *agent, const char *pod, int *total_count) {
+    int n = 0;
+    for (int i = 0; i < 50 && (n = escaped_events(ns, agent, pod, total_count)) == 0; i++) usleep(100000);
+    return n;
+}
+
 START_TEST(reports_escaped_pods) {
     make_namespace(ns_a);
     make_namespace(ns_b);
@@ -186,7 +193,7 @@ START_TEST(reports_escaped_pods) {
     merge_patch(&namespaces_gvr, NULL, ns_a, "{\"metadata\":{\"labels\":{\"agentmesh.io/inject\":\"enabled\"}}}");
     ck_assert_msg(gauge_becomes(ns_a, "alpha", 1, 20), "gauge %s/alpha is %g, want 1", ns_a,
                   metric_value(gauge(), ns_a, "alpha"));
-    ck_assert_int_eq(escaped_events(ns_a, "alpha", "app", &count), 1);
+    ck_assert_int_eq(wait_escaped_events(ns_a, "alpha", "app", &count), 1);
     ck_assert_int_eq(count, 1);
     /* Later passes keep the count and do not report the pod again. */
     sleep(3);
@@ -198,7 +205,7 @@ START_TEST(reports_escaped_pods) {
     /* Pod-level opt-in in an unlabelled namespace. */
     merge_patch(&pods_gvr, ns_b, "solo", "{\"metadata\":{\"labels\":{\"agentmesh.io/inject\":\"true\"}}}");
     ck_assert(gauge_becomes(ns_b, "beta", 1, 20));
-    ck_assert_int_eq(escaped_events(ns_b, "beta", "solo", &count), 1);
+    ck_assert_int_eq(wait_escaped_events(ns_b, "beta", "solo", &count), 1);
 
     /* The escaped pod goes away (unscheduled pods are deleted at once). */
     struct kube_result r;
