@@ -13,8 +13,8 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/request_body.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,113 +164,22 @@ static void healthz(struct httpd_req *r, void *arg) {
 
 /* ---- bodies ------------------------------------------------------------------- */
 
-enum kind { K_DID, K_CHALLENGE_ID, K_HEX, K_SIG, K_SCORE, K_CAPS, K_DIMENSION, K_UNIT, K_WEIGHT, K_TEXT };
+/* The shared checker's limits are the handshake's (see request_body.h). */
+_Static_assert(RB_CHALLENGE_ID_LEN == HANDSHAKE_ID_LEN && RB_HEX_MIN == HANDSHAKE_RNONCE_MIN &&
+                   RB_HEX_MAX == HANDSHAKE_RNONCE_MAX && RB_SCORE_MAX == TRUST_SCORE_MAX &&
+                   TRUST_DIM_COUNT == 5,
+               "common/request_body.h disagrees with the handshake or the trust engine");
 
-struct field {
-    const char *name;
-    enum kind kind;
-    int required;
+static const struct request_field challenge_fields[] = {{"agent_did", RB_DID, 1}};
+static const struct request_field verify_fields[] = {
+    {"challenge_id", RB_CHALLENGE_ID, 1}, {"agent_did", RB_DID, 1},
+    {"response_nonce", RB_HEX, 1},        {"signature", RB_SIG, 1},
+    {"required_score", RB_SCORE, 0},      {"required_capabilities", RB_CAPS, 0},
 };
-
-static const struct field challenge_fields[] = {{"agent_did", K_DID, 1}};
-static const struct field verify_fields[] = {
-    {"challenge_id", K_CHALLENGE_ID, 1}, {"agent_did", K_DID, 1},
-    {"response_nonce", K_HEX, 1},        {"signature", K_SIG, 1},
-    {"required_score", K_SCORE, 0},      {"required_capabilities", K_CAPS, 0},
+static const struct request_field signal_fields[] = {
+    {"agent_did", RB_DID, 1}, {"dimension", RB_DIMENSION, 1}, {"value", RB_UNIT, 1},
+    {"weight", RB_WEIGHT, 0}, {"source", RB_TEXT, 1},
 };
-static const struct field signal_fields[] = {
-    {"agent_did", K_DID, 1}, {"dimension", K_DIMENSION, 1}, {"value", K_UNIT, 1},
-    {"weight", K_WEIGHT, 0}, {"source", K_TEXT, 1},
-};
-
-static int all_hex(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!strchr("0123456789abcdefABCDEF", s[i]) || s[i] == '\0') return 0;
-    return 1;
-}
-
-/* NULL when v is a well-formed value of kind k, else what it should be. */
-static const char *check_value(const json_t *v, enum kind k) {
-    const char *s = json_string_value(v);
-    size_t n = s ? json_string_length(v) : 0;
-    double x = json_is_number(v) ? json_number_value(v) : NAN;
-    unsigned char sig[ID_SIG_LEN];
-    enum trust_dim dim;
-    switch (k) {
-    case K_DID:
-        return s && n == ID_DID_LEN && identity_did_valid(s) ? NULL : "a DID (did:mesh:<32 lower-case hex>)";
-    case K_CHALLENGE_ID:
-        return s && n == HANDSHAKE_ID_LEN && strncmp(s, HANDSHAKE_ID_PREFIX, 10) == 0 &&
-                       all_hex(s + 10, n - 10)
-                   ? NULL : "a challenge id (challenge_<16 hex>)";
-    case K_HEX:
-        return s && n >= HANDSHAKE_RNONCE_MIN && n <= HANDSHAKE_RNONCE_MAX && all_hex(s, n)
-                   ? NULL : "a string of 16..128 hex digits";
-    case K_SIG:
-        return s && b64_decode_exact(s, n, sig, sizeof sig) == 0
-                   ? NULL : "the std base64 of a 64-byte Ed25519 signature";
-    case K_SCORE:
-        return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= TRUST_SCORE_MAX
-                   ? NULL : "an integer in 0..1000";
-    case K_CAPS: {
-        size_t i;
-        json_t *cap;
-        if (!json_is_array(v) || json_array_size(v) > 64) return "an array of at most 64 strings";
-        json_array_foreach(v, i, cap)
-            if (!json_is_string(cap) || json_string_length(cap) == 0 || json_string_length(cap) > 128)
-                return "an array of strings of 1..128 characters";
-        return NULL;
-    }
-    case K_DIMENSION:
-        return s && trust_dim_parse(s, &dim) == 0
-                   ? NULL : "one of policyCompliance, securityPosture, outputQuality, "
-                            "resourceEfficiency, collaborationHealth";
-    case K_UNIT:
-        return x >= 0 && x <= 1 ? NULL : "a number in [0, 1]";
-    case K_WEIGHT:
-        return x >= 0 && x <= 1000 ? NULL : "a number in [0, 1000]";
-    case K_TEXT:
-        return s && n >= 1 && n <= 128 && strlen(s) == n ? NULL : "a string of 1..128 characters";
-    }
-    return "valid";
-}
-
-/* Parses body as an object of only `fields`, each well-formed. */
-static json_t *parse_fields(const struct field *fields, size_t nfields, const char *body, size_t len,
-                            char *err, size_t errlen) {
-    char jerr[160];
-    json_t *obj = json_parse(body, len, jerr, sizeof jerr);
-    if (!obj) {
-        snprintf(err, errlen, "body is not valid JSON: %s", jerr);
-        return NULL;
-    }
-    if (!json_is_object(obj)) {
-        snprintf(err, errlen, "body must be a JSON object");
-        json_decref(obj);
-        return NULL;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        size_t i = 0;
-        while (i < nfields && strcmp(fields[i].name, key) != 0) i++;
-        if (i == nfields) {
-            snprintf(err, errlen, "unknown field \"%.64s\"", key);
-            json_decref(obj);
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < nfields; i++) {
-        v = json_object_get(obj, fields[i].name);
-        const char *want = v ? check_value(v, fields[i].kind) : NULL;
-        if (!v && fields[i].required) snprintf(err, errlen, "field \"%s\" is required", fields[i].name);
-        else if (want) snprintf(err, errlen, "field \"%s\" must be %s", fields[i].name, want);
-        else continue;
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
-}
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
@@ -278,11 +187,11 @@ json_t *trust_api_parse_body(enum trust_api_body which, const char *body, size_t
                              size_t errlen) {
     switch (which) {
     case TRUST_API_BODY_CHALLENGE:
-        return parse_fields(challenge_fields, COUNT(challenge_fields), body, len, err, errlen);
+        return request_body_parse(body, len, challenge_fields, COUNT(challenge_fields), err, errlen);
     case TRUST_API_BODY_VERIFY:
-        return parse_fields(verify_fields, COUNT(verify_fields), body, len, err, errlen);
+        return request_body_parse(body, len, verify_fields, COUNT(verify_fields), err, errlen);
     case TRUST_API_BODY_SIGNAL:
-        return parse_fields(signal_fields, COUNT(signal_fields), body, len, err, errlen);
+        return request_body_parse(body, len, signal_fields, COUNT(signal_fields), err, errlen);
     }
     snprintf(err, errlen, "unknown body kind");
     return NULL;

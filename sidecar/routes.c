@@ -1,31 +1,21 @@
 /* routes.c — request validation and the handshake signing of the sidecar's
  * routes (see routes.h).
  *
- * Each route declares its fields in a table (name, kind, required); one
- * checker walks the table, so every route rejects bad input the same way and
- * names the field at fault. Unknown fields are refused too: a typo such as
- * "peerDid" should fail loudly, not forward an empty value. */
+ * Each route declares its fields in a table (name, kind, required) checked
+ * by common/request_body.c, the same checker the controller's trust API
+ * uses, so both refuse bad input the same way and name the field at fault.
+ * Unknown fields are refused too: a typo such as "peerDid" should fail
+ * loudly, not forward an empty value. */
 #include "sidecar/routes.h"
 
 #include "common/json.h"
+#include "common/request_body.h"
 #include "sidecar/config.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-
-enum kind { F_DID, F_TOKEN, F_HEX, F_SIG, F_SCORE, F_CAPS, F_DIMENSION, F_UNIT, F_WEIGHT, F_TEXT };
-
-struct field {
-    const char *name;
-    enum kind kind;
-    int required;
-};
-
-static const char *const dimensions[] = {"policyCompliance", "securityPosture", "outputQuality",
-                                         "resourceEfficiency", "collaborationHealth"};
 
 static void fail(struct route_result *out, int code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -42,117 +32,19 @@ static void fail(struct route_result *out, int code, const char *reason, const c
     out->body = json_pack("{s:s, s:s}", "error", reason, "message", msg);
 }
 
-static int is_hex(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Challenge ids: no ':' (the signed text's separator), nothing to escape. */
-static int is_token(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '_' || c == '-';
-}
-
-static int all_chars(const char *s, size_t n, int (*ok)(char)) {
-    for (size_t i = 0; i < n; i++)
-        if (!ok(s[i])) return 0;
-    return 1;
-}
-
-/* NULL when v is a valid value of kind k, else what it should be. */
-static const char *check_value(const json_t *v, enum kind k) {
-    const char *s = json_string_value(v);
-    size_t n = s ? json_string_length(v) : 0;
-    switch (k) {
-    case F_DID:
-        return s && n == ID_DID_LEN && identity_did_valid(s) ? NULL
-                                                             : "a DID (did:mesh:<32 lower-case hex>)";
-    case F_TOKEN:
-        return s && n >= 1 && n <= 64 && all_chars(s, n, is_token)
-                   ? NULL : "a string of 1..64 letters, digits, '_' or '-'";
-    case F_HEX:
-        return s && n >= 16 && n <= 128 && all_chars(s, n, is_hex) ? NULL
-                                                                  : "a string of 16..128 hex digits";
-    case F_SIG: {
-        unsigned char sig[ID_SIG_LEN];
-        return s && b64_decode_exact(s, n, sig, sizeof sig) == 0
-                   ? NULL : "the std base64 of a 64-byte Ed25519 signature";
-    }
-    case F_SCORE:
-        return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 1000
-                   ? NULL : "an integer in 0..1000";
-    case F_CAPS: {
-        if (!json_is_array(v) || json_array_size(v) > 64) return "an array of at most 64 strings";
-        size_t i;
-        json_t *c;
-        json_array_foreach(v, i, c) {
-            if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > 128)
-                return "an array of strings of 1..128 characters";
-        }
-        return NULL;
-    }
-    case F_DIMENSION:
-        for (size_t i = 0; s && i < sizeof dimensions / sizeof *dimensions; i++)
-            if (strcmp(s, dimensions[i]) == 0) return NULL;
-        return "one of policyCompliance, securityPosture, outputQuality, resourceEfficiency, "
-               "collaborationHealth";
-    case F_UNIT:
-        return json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1
-                   ? NULL : "a number in [0, 1]";
-    case F_WEIGHT:
-        return json_is_number(v) && json_number_value(v) >= 0 && isfinite(json_number_value(v)) &&
-                       json_number_value(v) <= 1000
-                   ? NULL : "a number in [0, 1000]";
-    case F_TEXT:
-        return s && n >= 1 && n <= 128 && !memchr(s, '\0', n) ? NULL
-                                                             : "a string of 1..128 characters";
-    }
-    return "valid";
-}
-
-/* Parses body as a JSON object holding only `fields`, each well-formed.
- * Returns the object (owned) or NULL with out filled with the 400/413. */
-static json_t *parse_body(const char *body, size_t len, const struct field *fields, size_t nfields,
-                          struct route_result *out) {
-    char err[200];
+/* Parses body as a JSON object holding only `fields`, each well-formed
+ * (common/request_body.h). Returns the object (owned) or NULL with out
+ * filled with the 400/413. */
+static json_t *parse_body(const char *body, size_t len, const struct request_field *fields,
+                          size_t nfields, struct route_result *out) {
+    char err[256];
     if (len > SIDECAR_MAX_BODY) {
         fail(out, 413, "PayloadTooLarge", "body of %zu bytes is over the %d-byte limit", len,
              SIDECAR_MAX_BODY);
         return NULL;
     }
-    json_t *obj = json_parse(body, len, err, sizeof err);
-    if (!obj) {
-        fail(out, 400, "BadRequest", "body is not valid JSON: %s", err);
-        return NULL;
-    }
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        fail(out, 400, "BadRequest", "body must be a JSON object");
-        return NULL;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        size_t i = 0;
-        while (i < nfields && strcmp(fields[i].name, key) != 0) i++;
-        if (i == nfields) {
-            fail(out, 400, "BadRequest", "unknown field \"%.64s\"", key);
-            json_decref(obj);
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < nfields; i++) {
-        v = json_object_get(obj, fields[i].name);
-        const char *want = v ? check_value(v, fields[i].kind) : NULL;
-        if (!v && fields[i].required) {
-            fail(out, 400, "BadRequest", "field \"%s\" is required", fields[i].name);
-        } else if (want) {
-            fail(out, 400, "BadRequest", "field \"%s\" must be %s", fields[i].name, want);
-        } else {
-            continue;
-        }
-        json_decref(obj);
-        return NULL;
-    }
+    json_t *obj = request_body_parse(body, len, fields, nfields, err, sizeof err);
+    if (!obj) fail(out, 400, "BadRequest", "%s", err);
     return obj;
 }
 
@@ -184,7 +76,7 @@ void route_identity(struct keystore *ks, const char *agent, struct route_result 
 }
 
 void route_challenge(const char *body, size_t len, struct route_result *out) {
-    static const struct field fields[] = {{"peer_did", F_DID, 1}};
+    static const struct request_field fields[] = {{"peer_did", RB_DID, 1}};
     memset(out, 0, sizeof *out);
     json_t *in = parse_body(body, len, fields, 1, out);
     if (!in) return;
@@ -193,7 +85,7 @@ void route_challenge(const char *body, size_t len, struct route_result *out) {
 }
 
 void route_respond(struct keystore *ks, const char *body, size_t len, struct route_result *out) {
-    static const struct field fields[] = {{"challenge_id", F_TOKEN, 1}, {"nonce", F_HEX, 1}};
+    static const struct request_field fields[] = {{"challenge_id", RB_TOKEN, 1}, {"nonce", RB_HEX, 1}};
     struct keystore_public pub;
     memset(out, 0, sizeof *out);
     json_t *in = parse_body(body, len, fields, 2, out);
@@ -222,10 +114,10 @@ void route_respond(struct keystore *ks, const char *body, size_t len, struct rou
 }
 
 void route_verify(const char *body, size_t len, struct route_result *out) {
-    static const struct field fields[] = {
-        {"challenge_id", F_TOKEN, 1}, {"agent_did", F_DID, 1},
-        {"response_nonce", F_HEX, 1}, {"signature", F_SIG, 1},
-        {"required_score", F_SCORE, 0}, {"required_capabilities", F_CAPS, 0},
+    static const struct request_field fields[] = {
+        {"challenge_id", RB_TOKEN, 1}, {"agent_did", RB_DID, 1},
+        {"response_nonce", RB_HEX, 1}, {"signature", RB_SIG, 1},
+        {"required_score", RB_SCORE, 0}, {"required_capabilities", RB_CAPS, 0},
     };
     memset(out, 0, sizeof *out);
     json_t *in = parse_body(body, len, fields, sizeof fields / sizeof *fields, out);
@@ -233,9 +125,9 @@ void route_verify(const char *body, size_t len, struct route_result *out) {
 }
 
 void route_signals(struct keystore *ks, const char *body, size_t len, struct route_result *out) {
-    static const struct field fields[] = {
-        {"agent_did", F_DID, 0}, {"dimension", F_DIMENSION, 1}, {"value", F_UNIT, 1},
-        {"weight", F_WEIGHT, 0}, {"source", F_TEXT, 0},
+    static const struct request_field fields[] = {
+        {"agent_did", RB_DID, 0}, {"dimension", RB_DIMENSION, 1}, {"value", RB_UNIT, 1},
+        {"weight", RB_WEIGHT, 0}, {"source", RB_TEXT, 0},
     };
     struct keystore_public pub;
     memset(out, 0, sizeof *out);
