@@ -84,7 +84,7 @@ static const char *check_value(const json_t *v, enum request_kind k) {
     case RB_CAPS:
         return check_caps(v);
     case RB_DIMENSION:
-        return s && is_dimension(s) ? NULL
+        return s && n == strlen(s) && is_dimension(s) ? NULL
                                     : "one of policyCompliance, securityPosture, outputQuality, "
                                       "resourceEfficiency, collaborationHealth";
     case RB_UNIT:

@@ -130,6 +130,7 @@ static const struct {
     {RB_DIMENSION, "\"collaborationHealth\"", NULL},
     {RB_DIMENSION, "\"PolicyCompliance\"", W_DIMENSION},
     {RB_DIMENSION, "\"policyCompliance \"", W_DIMENSION},
+    {RB_DIMENSION, "\"policyCompliance\\u0000x\"", W_DIMENSION},   /* an embedded NUL must not hide the rest */
     {RB_DIMENSION, "\"\"", W_DIMENSION},
     {RB_DIMENSION, "3", W_DIMENSION},
 
