@@ -270,6 +270,23 @@ kc -n "$NS" annotate sa agent-alpha --overwrite eks.amazonaws.com/role-arn=tampe
 alpha_restored() { [ "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn}')" = arn:aws:iam::123456789012:role/agentmesh/alpha-v2 ]; }
 check "the new leader reconciles" wait_until 30 alpha_restored
 
+# --- kill -9: no release, the standby waits out the lease (15 s) -----------------------------
+start_controller c 19192
+wait_until 30 curl -fsS http://127.0.0.1:19192/readyz
+sleep 2
+{ kill -9 "${PIDS[1]}"; wait "${PIDS[1]}"; } 2>/dev/null   # b, the leader now
+t0=$SECONDS
+check "after kill -9 of the leader the standby takes over within 20 s" wait_until 20 is_leader 19192
+echo "     (took $((SECONDS - t0)) s)"
+
+# --- the API server restarts mid-run: watches resume, nothing is lost ------------------------
+bash "$root/hack/kube-restart-apiserver.sh" --down-for 3 >/dev/null 2>&1
+kc -n "$NS" annotate sa agent-alpha --overwrite eks.amazonaws.com/role-arn=tampered-again >/dev/null
+kc -n "$NS" patch agid agent-beta --type merge -p '{"spec":{"capabilities":["read:documents"]}}' >/dev/null
+check "after an API-server restart a hand edit is still reverted" wait_until 60 alpha_restored
+beta_gen() { converged agent-beta && [ "$(field agid agent-beta '{.metadata.generation}')" -ge 2 ]; }
+check "and a spec change made right after it converges" wait_until 60 beta_gen
+
 echo
 echo "e2e/controller.sh: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
