@@ -101,8 +101,8 @@ check_common() {
       [$p.runAsNonRoot, $p.runAsUser, $p.seccompProfile.type, $c.readOnlyRootFilesystem,
        $c.allowPrivilegeEscalation, ($c.capabilities.drop | join(","))] | @csv' "$objs")" = \
     'true,65532,"RuntimeDefault",true,false,"ALL"'
-  check "$t: requests cpu 50m memory 32Mi, limit memory 128Mi" \
-    test "$(q 'container.resources | "\(.requests.cpu) \(.requests.memory) \(.limits.memory)"' "$objs")" = "50m 32Mi 128Mi"
+  check "$t: requests cpu 100m memory 64Mi, limit memory 256Mi (sized from bench/controller.sh)" \
+    test "$(q 'container.resources | "\(.requests.cpu) \(.requests.memory) \(.limits.memory)"' "$objs")" = "100m 64Mi 256Mi"
   check "$t: AGENTMESH_NAMESPACE from the pod's namespace" \
     test "$(q 'env("AGENTMESH_NAMESPACE").valueFrom.fieldRef.fieldPath' "$objs")" = metadata.namespace
   check "$t: spread and anti-affinity over topology.kubernetes.io/zone" \
