@@ -30,6 +30,7 @@ static const struct option_def options[] = {
     {"api-threads", OPT_INT, O(api_threads), "2", "event loops serving the trust API"},
     {"webhook-threads", OPT_INT, O(webhook_threads), "2", "event loops serving the webhooks"},
     {"api-tls", OPT_BOOL, O(api_tls), "false", "serve the trust API over TLS with the webhook certificate"},
+    {"api-rate-limit", OPT_INT, O(api_rate_limit), "0", "trust API requests per second per replica, over it 429; 0 = unlimited"},
     {"webhook-cert-dir", OPT_STR, O(webhook_cert_dir), NULL, "directory with tls.crt/tls.key (reloaded on change); unset = self-managed certificates"},
     {"redis-url", OPT_STR, O(redis_url), NULL, "redis:// or rediss:// URL; unset = in-memory trust store"},
     {"redis-ca-file", OPT_STR, O(redis_ca_file), NULL, "CA bundle for rediss:// (default: system store)"},

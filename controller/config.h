@@ -17,6 +17,7 @@ struct config {
     int api_port, metrics_port, webhook_port;
     int api_threads, webhook_threads;
     int api_tls;
+    int api_rate_limit;
     char *webhook_cert_dir;
     char *redis_url, *redis_ca_file;
     char *postgres_url;
