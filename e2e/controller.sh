@@ -17,22 +17,13 @@ BUILD_DIR=${BUILD_DIR:-$root/build}
 BIN=$BUILD_DIR/agentmesh-controller
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
 
-PASSED=0 FAILED=0
+# shellcheck source=e2e/checks.sh
+source "$root/e2e/checks.sh"
 NS=e2e-ctl-$$
 OPNS=agentmesh-e2e-$$
 WORK=$(mktemp -d)
 PIDS=()
 kc() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
-ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-# wait_until SECONDS CMD...: polls CMD every 0.5 s.
-wait_until() {
-  local t=$1; shift
-  local end=$((SECONDS + t))
-  while [ $SECONDS -lt $end ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-  return 1
-}
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
@@ -77,13 +68,13 @@ check "the operator user is not cluster-admin" test "$(kubectl --kubeconfig "$OP
 
 start_controller a 19190
 LEADER_PID=$STARTED_PID
-check "controller becomes ready (/readyz)" wait_until 30 curl -fsS http://127.0.0.1:19190/readyz
+check "controller becomes ready (/readyz)" wait_for 30 curl -fsS http://127.0.0.1:19190/readyz
 
 for f in aws azure gcp; do
   sed "s/namespace: agents-demo/namespace: $NS/" "$root/samples/agentidentity-$f.yaml" | kc apply -f - >/dev/null
 done
 for a in agent-alpha agent-beta agent-gamma; do
-  check "$a converges to Ready with observedGeneration" wait_until 60 converged "$a"
+  check "$a converges to Ready with observedGeneration" wait_for 60 converged "$a"
 done
 
 # --- exact children -----------------------------------------------------------------
@@ -129,14 +120,14 @@ spec:
 YAML
 np_tiers() { kc -n "$NS" get networkpolicy "$1-agentmesh" -o json | jq -c '[.spec.podSelector.matchLabels["agentmesh.io/agent"], (.spec.ingress[0].from[0].podSelector.matchExpressions[]|select(.key=="agentmesh.io/tier")|.values)]'; }
 alpha_np_bar() { [ "$(np_tiers agent-alpha)" = '["agent-alpha",["standard","trusted","verified_partner"]]' ]; }
-check "NetworkPolicy selects the agent's pods and admits agents at or above the policy's tier" wait_until 30 alpha_np_bar
+check "NetworkPolicy selects the agent's pods and admits agents at or above the policy's tier" wait_for 30 alpha_np_bar
 check "an agent no policy selects admits every tier" test "$(np_tiers agent-beta)" \
   = '["agent-beta",["untrusted","probationary","standard","trusted","verified_partner"]]'
 check "allowFromNamespaces reaches the NetworkPolicy" test \
   "$(kc -n "$NS" get networkpolicy agent-alpha-agentmesh -o json | jq -c '.spec.ingress[0].from[1].namespaceSelector')" \
   = '{"matchExpressions":[{"key":"agentmesh-access","operator":"In","values":["true"]}]}'
 tp_counts() { [ "$(kc -n "$NS" get tp payments-bar -o jsonpath='{.status.matchedAgents} {.status.conditions[0].status}')" = "2 True" ]; }
-check "TrustPolicy status counts matched agents" wait_until 30 tp_counts
+check "TrustPolicy status counts matched agents" wait_for 30 tp_counts
 
 # --- agent pods: tier label and injectedPods --------------------------------------------
 kc apply -f - >/dev/null <<YAML
@@ -146,41 +137,41 @@ metadata: {name: alpha-0, namespace: $NS, labels: {agentmesh.io/agent: agent-alp
 spec: {serviceAccountName: agent-alpha, containers: [{name: app, image: registry.k8s.io/pause:3.9}]}
 YAML
 pod_tier() { [ "$(kc -n "$NS" get pod alpha-0 -o jsonpath='{.metadata.labels.agentmesh\.io/tier}')" = "$1" ]; }
-check "agent pods get their agent's tier label" wait_until 30 pod_tier standard
+check "agent pods get their agent's tier label" wait_for 30 pod_tier standard
 injected() { [ "$(field agid agent-alpha '{.status.injectedPods}')" = 1 ]; }
-check "status.injectedPods counts the agent's pods" wait_until 30 injected
+check "status.injectedPods counts the agent's pods" wait_for 30 injected
 kc -n "$NS" label pod alpha-0 agentmesh.io/tier=verified_partner --overwrite >/dev/null
-check "a forged tier label on a pod is corrected" wait_until 30 pod_tier standard
+check "a forged tier label on a pod is corrected" wait_for 30 pod_tier standard
 
 # --- suspend: quarantine regardless of score, then recovery --------------------------
 kc -n "$NS" patch agid agent-alpha --type merge -p '{"spec":{"suspended":true}}' >/dev/null
 quarantined() { [ "$(field agid agent-alpha '{.status.phase}')" = Quarantined ] && \
   [ "$(kc -n "$NS" get networkpolicy agent-alpha-agentmesh -o json | jq -c '[.spec.policyTypes, .spec.ingress, (.spec.egress|length)]')" = '[["Ingress","Egress"],null,2]' ]; }
-check "suspended: true quarantines (phase, ingress none, egress DNS + controller only)" wait_until 30 quarantined
-check "a quarantined agent's pods are labelled quarantined" wait_until 30 pod_tier quarantined
-check "the quarantine is an Event" wait_until 10 bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get events --field-selector reason=PhaseChanged -o name | grep -q ."
+check "suspended: true quarantines (phase, ingress none, egress DNS + controller only)" wait_for 30 quarantined
+check "a quarantined agent's pods are labelled quarantined" wait_for 30 pod_tier quarantined
+check "the quarantine is an Event" wait_for 10 bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get events --field-selector reason=PhaseChanged -o name | grep -q ."
 kc -n "$NS" patch agid agent-alpha --type merge -p '{"spec":{"suspended":false}}' >/dev/null
 active_again() { [ "$(field agid agent-alpha '{.status.phase}')" = Active ] && alpha_np_bar; }
-check "lifting the suspension restores phase Active and the normal NetworkPolicy" wait_until 30 active_again
-check "and the pod's tier label" wait_until 30 pod_tier standard
+check "lifting the suspension restores phase Active and the normal NetworkPolicy" wait_for 30 active_again
+check "and the pod's tier label" wait_for 30 pod_tier standard
 check "printer columns show DID, Tier, Score, Phase" bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get agid agent-alpha | grep -q 'did:mesh:.*standard.*500.*Active'"
 
 # --- spec update converges --------------------------------------------------------------
 kc -n "$NS" patch agid agent-alpha --type merge -p '{"spec":{"cloud":{"aws":{"roleArn":"arn:aws:iam::123456789012:role/agentmesh/alpha-v2"}}}}' >/dev/null
 sa_has_v2() { [ "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn}')" = arn:aws:iam::123456789012:role/agentmesh/alpha-v2 ]; }
-check "spec update reaches the ServiceAccount" wait_until 30 sa_has_v2
-check "observedGeneration follows the new generation" wait_until 30 converged agent-alpha
+check "spec update reaches the ServiceAccount" wait_for 30 sa_has_v2
+check "observedGeneration follows the new generation" wait_for 30 converged agent-alpha
 
 # --- children deleted / edited by hand are restored ------------------------------------
 kc -n "$NS" delete networkpolicy agent-beta-agentmesh >/dev/null
-check "deleted NetworkPolicy is restored" wait_until 30 kc -n "$NS" get networkpolicy agent-beta-agentmesh
+check "deleted NetworkPolicy is restored" wait_for 30 kc -n "$NS" get networkpolicy agent-beta-agentmesh
 kc -n "$NS" annotate sa agent-beta --overwrite azure.workload.identity/client-id=00000000-0000-0000-0000-000000000000 >/dev/null
 beta_restored() { [ "$(field sa agent-beta '{.metadata.annotations.azure\.workload\.identity/client-id}')" = 3f2b8c1e-7d4a-4e6b-9a0c-5d1e2f3a4b5c ]; }
-check "hand-edited ServiceAccount annotation is restored" wait_until 30 beta_restored
+check "hand-edited ServiceAccount annotation is restored" wait_for 30 beta_restored
 kc -n "$NS" delete secret agent-gamma-agentmesh-identity >/dev/null
 gamma_did=$(field agid agent-gamma '{.status.did}')
 gamma_rekeyed() { kc -n "$NS" get secret agent-gamma-agentmesh-identity >/dev/null && [ "$(kc -n "$NS" get secret agent-gamma-agentmesh-identity -o jsonpath='{.data.did}' | base64 -d)" = "$gamma_did" ]; }
-check "deleted identity Secret is recreated, keeping the DID" wait_until 30 gamma_rekeyed
+check "deleted identity Secret is recreated, keeping the DID" wait_for 30 gamma_rekeyed
 
 # --- pre-existing ServiceAccount ---------------------------------------------------------
 kc -n "$NS" create sa legacy >/dev/null
@@ -195,19 +186,19 @@ spec:
   cloud: {gcp: {serviceAccount: legacy@my-project.iam.gserviceaccount.com}}
 YAML
 legacy_bound() { [ "$(field sa legacy '{.metadata.annotations.iam\.gke\.io/gcp-service-account}')" = legacy@my-project.iam.gserviceaccount.com ]; }
-check "pre-existing ServiceAccount gets the binding" wait_until 30 legacy_bound
+check "pre-existing ServiceAccount gets the binding" wait_for 30 legacy_bound
 check "pre-existing ServiceAccount keeps its own annotation" test "$(field sa legacy '{.metadata.annotations.team\.example\.com/owner}')" = gitops
 check "pre-existing ServiceAccount gets no ownerReference" test -z "$(field sa legacy '{.metadata.ownerReferences}')"
 check "finalizer set on an agent with a pre-existing ServiceAccount" test "$(field agid agent-legacy '{.metadata.finalizers[0]}')" = agentmesh.io/cleanup
 kc -n "$NS" delete agid agent-legacy --wait=false >/dev/null
 legacy_released() { ! kc -n "$NS" get agid agent-legacy >/dev/null 2>&1 && [ -z "$(field sa legacy '{.metadata.annotations.iam\.gke\.io/gcp-service-account}')" ]; }
-check "deleting the agent removes only our fields from the pre-existing ServiceAccount" wait_until 30 legacy_released
+check "deleting the agent removes only our fields from the pre-existing ServiceAccount" wait_for 30 legacy_released
 check "pre-existing ServiceAccount survives with its own annotation" test "$(field sa legacy '{.metadata.annotations.team\.example\.com/owner}')" = gitops
 
 # --- deletion garbage-collects children ------------------------------------------------
 kc -n "$NS" delete agid agent-gamma >/dev/null
 gamma_gone() { ! kc -n "$NS" get sa agent-gamma && ! kc -n "$NS" get secret agent-gamma-agentmesh-identity && ! kc -n "$NS" get networkpolicy agent-gamma-agentmesh; }
-check "deleting an AgentIdentity garbage-collects its ServiceAccount, Secret and NetworkPolicy" wait_until 60 gamma_gone
+check "deleting an AgentIdentity garbage-collects its ServiceAccount, Secret and NetworkPolicy" wait_for 60 gamma_gone
 
 # --- key rotation -----------------------------------------------------------------------------
 old_key=$(field agid agent-beta '{.status.keyId}')
@@ -215,10 +206,10 @@ beta_did=$(field agid agent-beta '{.status.did}')
 check "the CRD refuses a rotation interval under 300 s" bash -c "! kubectl --kubeconfig $KUBECONFIG -n $NS patch agid agent-beta --type merge -p '{\"spec\":{\"keyRotation\":{\"intervalSeconds\":3}}}' 2>/dev/null"
 kc -n "$NS" annotate agid agent-beta --overwrite agentmesh.io/rotate-key=e2e-1 >/dev/null
 rotated() { local k; k=$(field agid agent-beta '{.status.keyId}'); [ -n "$k" ] && [ "$k" != "$old_key" ]; }
-check "key rotates on request (agentmesh.io/rotate-key annotation)" wait_until 30 rotated
+check "key rotates on request (agentmesh.io/rotate-key annotation)" wait_for 30 rotated
 check "DID is stable across rotation" test "$(field agid agent-beta '{.status.did}')" = "$beta_did"
 check "Secret carries the rotation proof" test -n "$(kc -n "$NS" get secret agent-beta-agentmesh-identity -o jsonpath='{.data.rotation-proof}')"
-check "rotation is an Event" wait_until 10 bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get events --field-selector reason=KeyRotated -o name | grep -q ."
+check "rotation is an Event" wait_for 10 bash -c "kubectl --kubeconfig $KUBECONFIG -n $NS get events --field-selector reason=KeyRotated -o name | grep -q ."
 sleep 2
 check "one request rotates once" test "$(kc -n "$NS" get events --field-selector reason=KeyRotated -o json | jq '[.items[]|select(.involvedObject.name=="agent-beta")|.count]|add')" = 1
 
@@ -257,35 +248,35 @@ check "private keys appear in no log, metric, status or event" test $leaked = 0
 
 # --- leader election ----------------------------------------------------------------------------
 start_controller b 19191
-wait_until 30 curl -fsS http://127.0.0.1:19191/readyz
+wait_for 30 curl -fsS http://127.0.0.1:19191/readyz
 sleep 3
 is_leader() { curl -fsS "http://127.0.0.1:$1/metrics" | grep -q '^leader_election_master_status{name="agentmesh-controller"} 1'; }
 check "exactly one replica leads" bash -c "! curl -fsS http://127.0.0.1:19191/metrics | grep -q '^leader_election_master_status{name=\"agentmesh-controller\"} 1'"
 check "the first replica holds the Lease" test "$(kc -n "$OPNS" get lease agentmesh-controller -o jsonpath='{.spec.holderIdentity}' | cut -c1-3)" != ""
 kill -TERM "$LEADER_PID"
-check "leader exits cleanly on SIGTERM" wait_until 15 bash -c "! kill -0 $LEADER_PID 2>/dev/null"
+check "leader exits cleanly on SIGTERM" wait_for 15 bash -c "! kill -0 $LEADER_PID 2>/dev/null"
 check "the leader released the Lease on shutdown" grep -q "released lease" "$WORK/a.log"
-check "the standby takes over within 5 s" wait_until 5 is_leader 19191
+check "the standby takes over within 5 s" wait_for 5 is_leader 19191
 kc -n "$NS" annotate sa agent-alpha --overwrite eks.amazonaws.com/role-arn=tampered >/dev/null
 alpha_restored() { [ "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn}')" = arn:aws:iam::123456789012:role/agentmesh/alpha-v2 ]; }
-check "the new leader reconciles" wait_until 30 alpha_restored
+check "the new leader reconciles" wait_for 30 alpha_restored
 
 # --- kill -9: no release, the standby waits out the lease (15 s) -----------------------------
 start_controller c 19192
-wait_until 30 curl -fsS http://127.0.0.1:19192/readyz
+wait_for 30 curl -fsS http://127.0.0.1:19192/readyz
 sleep 2
 { kill -9 "${PIDS[1]}"; wait "${PIDS[1]}"; } 2>/dev/null   # b, the leader now
 t0=$SECONDS
-check "after kill -9 of the leader the standby takes over within 20 s" wait_until 20 is_leader 19192
+check "after kill -9 of the leader the standby takes over within 20 s" wait_for 20 is_leader 19192
 echo "     (took $((SECONDS - t0)) s)"
 
 # --- the API server restarts mid-run: watches resume, nothing is lost ------------------------
 bash "$root/hack/kube-restart-apiserver.sh" --down-for 3 >/dev/null 2>&1
 kc -n "$NS" annotate sa agent-alpha --overwrite eks.amazonaws.com/role-arn=tampered-again >/dev/null
 kc -n "$NS" patch agid agent-beta --type merge -p '{"spec":{"capabilities":["read:documents"]}}' >/dev/null
-check "after an API-server restart a hand edit is still reverted" wait_until 60 alpha_restored
+check "after an API-server restart a hand edit is still reverted" wait_for 60 alpha_restored
 beta_gen() { converged agent-beta && [ "$(field agid agent-beta '{.metadata.generation}')" -ge 2 ]; }
-check "and a spec change made right after it converges" wait_until 60 beta_gen
+check "and a spec change made right after it converges" wait_for 60 beta_gen
 
 echo
 echo "e2e/controller.sh: $PASSED passed, $FAILED failed"

@@ -31,27 +31,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=${SOURCE_DIR:-$(cd "$here/.." && pwd)}
 build=${BUILD_DIR:-$root/build}
 
-PASSED=0
-FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check() {
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else bad "$what"; fi
-}
-fail() {
-  bad "$*"
-  exit 1
-}
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
+# shellcheck source=e2e/checks.sh
+source "$root/e2e/checks.sh"
 
 work=$(mktemp -d /tmp/e2e-images.XXXXXX)
 server_pid=

@@ -7,10 +7,7 @@
 # when no cluster is up. Then:
 #   kc ARGS...              kubectl as the admin (system:masters)
 #   kc_operator ARGS...     kubectl as agentmesh-operator (least privilege)
-#   ok MSG / bad MSG        count a passed / failed check and print it
-#   check MSG CMD...        runs CMD: ok MSG if it succeeds, else bad MSG
-#   fail MSG                bad MSG, then exit (the test cannot go on)
-#   wait_for SECS CMD...    polls CMD every 0.5 s; 0 once it succeeds, 1 on timeout
+#   ok, bad, check, fail, wait_for   from e2e/checks.sh
 #   e2e_namespace [PREFIX]  creates a fresh namespace, sets NS to its name; it
 #                           is deleted when the test exits
 #   summary                 prints "<test>: N passed, N failed"
@@ -33,33 +30,12 @@ if [ -z "${KUBECONFIG:-}" ]; then
   exit 1
 fi
 
-PASSED=0
-FAILED=0
+# shellcheck source=e2e/checks.sh
+source "$E2E_ROOT/e2e/checks.sh"
 E2E_NAMESPACES=()
 
 kc() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
 kc_operator() { kubectl --kubeconfig "$AGENTMESH_TEST_KUBECONFIG_OPERATOR" "$@"; }
-
-ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check() {
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else bad "$what"; fi
-}
-fail() {
-  bad "$*"
-  exit 1
-}
-
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.5
-  done
-}
 
 # Namespace names carry the test's name and pid, so parallel runs never meet
 # and a leftover says where it came from.

@@ -20,22 +20,16 @@ BUILD_DIR=${BUILD_DIR:-$root/build}
 BIN=$BUILD_DIR/bench_webhook_server
 [ -x "$BIN" ] || cmake --build "$BUILD_DIR" --target bench_webhook_server >/dev/null || { echo "FAIL: $BIN not built"; exit 1; }
 
-PASSED=0 FAILED=0
+# shellcheck source=e2e/checks.sh
+source "$root/e2e/checks.sh"
 NS=e2e-webhook-$$
 CFG=agentmesh-e2e-webhook-$$
 PORT=${WEBHOOK_E2E_PORT:-$((20000 + $$ % 10000))}
 WORK=$(mktemp -d)
 SERVER_PID=
 kc() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
-ok() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+# This test's checks are quiet: the commands' own output would only be noise.
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi; }
-wait_until() {
-  local t=$1; shift
-  local end=$((SECONDS + t))
-  while [ $SECONDS -lt $end ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-  return 1
-}
 cleanup() {
   kc delete mutatingwebhookconfiguration "$CFG" >/dev/null 2>&1
   kc delete validatingwebhookconfiguration "$CFG" >/dev/null 2>&1
@@ -49,7 +43,7 @@ kc apply -f "$root/crds/" >/dev/null || { echo "FAIL: cannot apply CRDs"; exit 1
 "$BIN" --port "$PORT" --ca-out "$WORK/ca.pem" --api-minor 20 --kubeconfig "$KUBECONFIG" \
   >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
-wait_until 10 grep -q '^ready' "$WORK/server.out" || { echo "FAIL: webhook did not start"; cat "$WORK/server.log"; exit 1; }
+wait_for 10 grep -q '^ready' "$WORK/server.out" || { echo "FAIL: webhook did not start"; cat "$WORK/server.log"; exit 1; }
 CA=$(base64 -w0 <"$WORK/ca.pem")
 URL=https://127.0.0.1:$PORT
 
@@ -88,7 +82,7 @@ EOF
 
 # Pods need their ServiceAccounts (1.20's ServiceAccount admission).
 kc -n "$NS" create sa alpha >/dev/null 2>&1   # a running controller may create it too
-wait_until 30 kc -n "$NS" get sa default || bad "default ServiceAccount never appeared"
+wait_for 30 kc -n "$NS" get sa default || bad "default ServiceAccount never appeared"
 kc -n "$NS" apply -f - >/dev/null <<'EOF'
 apiVersion: agentmesh.io/v1alpha1
 kind: AgentIdentity
@@ -102,7 +96,7 @@ EOF
 check "valid AgentIdentity admitted by the validator" kc -n "$NS" get agid alpha
 # A running agentmesh-controller writes status.did; without one, set it here.
 did() { kc -n "$NS" get agid alpha -o jsonpath='{.status.did}'; }
-if ! wait_until 5 test -n "$(did)"; then
+if ! wait_for 5 test -n "$(did)"; then
   kc -n "$NS" patch agid alpha --subresource=status --type=merge \
     -p '{"status":{"did":"did:mesh:00112233445566778899aabbccddeeff"}}' >/dev/null 2>&1
 fi
