@@ -151,16 +151,6 @@ void agent_registry_foreach(struct agent_registry *r,
     free(s.recs);
 }
 
-size_t agent_registry_count(struct agent_registry *r) {
-    pthread_mutex_lock(&r->lock);
-    size_t n = strmap_count(r->by_did);
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
-
-int agent_record_accepts_key(const struct agent_record *rec, const unsigned char pub[ID_PUB_LEN],
-                             int64_t now_ms) {
-    if (memcmp(rec->pub, pub, ID_PUB_LEN) == 0) return 1;
-    return rec->has_prev && now_ms <= rec->prev_valid_until_ms &&
-           memcmp(rec->prev_pub, pub, ID_PUB_LEN) == 0;
+const unsigned char *agent_record_grace_key(const struct agent_record *rec, int64_t now_ms) {
+    return rec->has_prev && now_ms <= rec->prev_valid_until_ms ? rec->prev_pub : NULL;
 }

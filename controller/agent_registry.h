@@ -52,13 +52,11 @@ int agent_registry_remove(struct agent_registry *r, const char *did);
 /* Calls fn for a copy of every record (sorted by namespace/name), outside the lock. */
 void agent_registry_foreach(struct agent_registry *r,
                             void (*fn)(const struct agent_record *rec, void *arg), void *arg);
-size_t agent_registry_count(struct agent_registry *r);
 
 void agent_record_clear(struct agent_record *rec);
 
-/* 1 when `pub` may sign for rec at `now_ms`: the current key, or the
- * previous one within its grace period. */
-int agent_record_accepts_key(const struct agent_record *rec, const unsigned char pub[ID_PUB_LEN],
-                             int64_t now_ms);
+/* The previous key while it is still in its grace period at `now_ms`, else
+ * NULL: verifiers accept it besides rec->pub (DESIGN §3). */
+const unsigned char *agent_record_grace_key(const struct agent_record *rec, int64_t now_ms);
 
 #endif

@@ -63,8 +63,8 @@ static void reject(struct handshake_result *out, int policy, const char *fmt, ..
 static int signed_by(const struct agent_record *rec, const char *msg, size_t len,
                      const unsigned char sig[ID_SIG_LEN], int64_t now_ms) {
     if (identity_verify(rec->pub, msg, len, sig) == 0) return 1;
-    return rec->has_prev && now_ms <= rec->prev_valid_until_ms &&
-           identity_verify(rec->prev_pub, msg, len, sig) == 0;
+    const unsigned char *prev = agent_record_grace_key(rec, now_ms);
+    return prev && identity_verify(prev, msg, len, sig) == 0;
 }
 
 /* The first required capability rec lacks, or NULL. */

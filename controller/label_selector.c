@@ -30,11 +30,6 @@ void label_selector_free(struct label_selector *sel)
     sel->nreqs = 0;
 }
 
-int label_selector_is_empty(const struct label_selector *sel)
-{
-    return sel->nreqs == 0;
-}
-
 /* Appends an empty requirement slot; NULL on OOM. */
 static struct label_requirement *add_requirement(struct label_selector *sel)
 {

@@ -44,7 +44,6 @@ int label_selector_merge(struct label_selector *dst, const struct label_selector
  * The empty selector gives {}. */
 json_t *label_selector_to_json(const struct label_selector *sel);
 
-int label_selector_is_empty(const struct label_selector *sel);
 
 void label_selector_free(struct label_selector *sel);
 

@@ -177,8 +177,6 @@ fail:
     return NULL;
 }
 
-int leader_is_leader(struct leader *l) { return l && atomic_load(&l->leading); }
-
 void leader_stop(struct leader *l) {
     if (!l) return;
     pthread_mutex_lock(&l->lock);

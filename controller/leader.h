@@ -28,7 +28,6 @@ struct leader;
 
 /* Starts the election thread. NULL on error. */
 struct leader *leader_start(const struct leader_options *opts);
-int leader_is_leader(struct leader *l);
 /* Stops the thread and, when leading, releases the Lease. */
 void leader_stop(struct leader *l);
 

@@ -128,7 +128,7 @@ static int authenticate(struct call *c, struct agent_record *caller) {
     int64_t now = wall_ms();
     size_t len;
     const char *body = httpd_body(c->req, &len);
-    const unsigned char *prev = caller->has_prev && now <= caller->prev_valid_until_ms ? caller->prev_pub : NULL;
+    const unsigned char *prev = agent_record_grace_key(caller, now);
     if (strcmp(caller->phase, "Revoked") == 0) {
         reply_error(c, 401, "Unauthorized", "agent %s is revoked", h.did);
     } else if (auth_verify(&h, caller->pub, prev, httpd_method(c->req), httpd_uri(c->req), body, len,
