@@ -17,6 +17,8 @@ PKGS=(
   redis-server postgresql
   # tests, benchmarks, images
   valgrind wrk jq buildah umoci
+  # ss and ip (port checks in kube-up, demo and image tests)
+  iproute2
   # e2e/manifests.sh: YAML to JSON for checks of rendered manifests
   yq
 )
