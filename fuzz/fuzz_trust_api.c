@@ -2,7 +2,8 @@
  * what runs on them, without sockets.
  *
  * The first byte picks the route (challenge, verify, signal); the rest is
- * the body. Checks, beyond "no crash": a refused body always gets a reason;
+ * the body. Checks, beyond "no crash": a refused body always gets a reason
+ * that can itself go into a JSON reply (valid UTF-8);
  * an accepted one holds every required field; a verify decided against a
  * live challenge is never "verified" (the fuzzer cannot forge Ed25519) and
  * always says why; a signal that the store accepts leaves every dimension
@@ -92,7 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[256] = "";
     json_t *in = trust_api_parse_body(which, (const char *)data + 1, size - 1, err, sizeof err);
     if (!in) {
-        if (!err[0]) abort();
+        json_t *msg = json_string(err);   /* the 400's message must be valid UTF-8 */
+        if (!err[0] || !msg) abort();
+        json_decref(msg);
         return 0;
     }
     if (!json_is_object(in) || !json_str_at(in, "agent_did") || !identity_did_valid(json_str_at(in, "agent_did")))
