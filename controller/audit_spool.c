@@ -228,9 +228,20 @@ static int write_file(struct audit_spool *sp, uint64_t seq, const char *payload,
         goto fail;
     return 0;
 fail:
-    snprintf(err, errlen, "audit spool %s: %s", tmp, strerror(errno));
-    unlink(tmp);
+    {
+        int e = errno;
+        snprintf(err, errlen, "audit spool %s: %s", tmp, strerror(e));
+        unlink(tmp);
+        errno = e;   /* the caller tells "no room" from other disk errors */
+    }
     return -1;
+}
+
+/* A write that failed because the disk (or the file-size limit) has no room:
+ * the spool is full as surely as when its own limits are reached. */
+static int out_of_room(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EFBIG;
 }
 
 int audit_spool_push(struct audit_spool *sp, const char *payload, size_t len, char *err, size_t errlen)
@@ -246,6 +257,8 @@ int audit_spool_push(struct audit_spool *sp, const char *payload, size_t len, ch
     }
     uint64_t seq = sp->next_seq++;
     int rc = write_file(sp, seq, payload, len, err, errlen);
+    if (rc < 0 && out_of_room(errno))
+        sp->full = 1;
     if (rc == 0 && index_append(sp, seq, len) < 0) {
         snprintf(err, errlen, "audit spool: out of memory");
         char p[4096];
