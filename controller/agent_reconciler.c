@@ -473,17 +473,17 @@ static const char *pod_tier_label(const struct agent_view *v) {
 /* Keeps agentmesh.io/tier current on every pod of the agent (the pods the
  * webhook labelled agentmesh.io/agent=X) and counts them for status.injectedPods. */
 static int label_agent_pods(struct controller *c, struct agent_view *v, long long *count) {
-    json_t *pods = informer_list(c->pods);
+    char agent_key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
+    snprintf(agent_key, sizeof agent_key, "%s/%s", v->ns, v->name);
+    json_t *pods = informer_list_index(c->pods, agent_key);
     const char *want = pod_tier_label(v);
     int rc = 0;
     size_t i;
     json_t *pod;
     *count = 0;
     json_array_foreach(pods, i, pod) {
-        const char *ns = json_str_at(pod, "metadata.namespace");
+        const char *ns = v->ns;
         json_t *labels = json_at(pod, "metadata.labels");
-        const char *agent = json_string_value(json_object_get(labels, LABEL_AGENT));
-        if (!ns || !agent || strcmp(ns, v->ns) != 0 || strcmp(agent, v->name) != 0) continue;
         if (json_at(pod, "metadata.deletionTimestamp")) continue;
         (*count)++;
         const char *have = json_string_value(json_object_get(labels, LABEL_TIER));

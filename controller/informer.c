@@ -1,5 +1,12 @@
 /* informer.c — list + watch into a cache, the informer of informer.h.
  *
+ * The cache holds each object as compact JSON text, not as a jansson tree:
+ * a tree costs ~7 KiB per stripped Kubernetes object (a hashtable and a
+ * malloc per node), its text ~0.5-2 KiB, and controllers read the cache far
+ * less often than it holds objects. Readers parse a private copy (~10 µs).
+ * Texts are reference-counted so readers parse outside the lock while a
+ * writer may already have replaced the entry.
+ *
  * Two locks: `mu` guards the cache, the resourceVersion and the synced
  * flag and is held only for map operations, so readers (workers calling
  * informer_get) never wait on a handler; `dispatch_mu` serialises the
@@ -11,6 +18,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +38,8 @@ struct informer {
 
     pthread_mutex_t mu;
     pthread_cond_t cond;          /* synced, stop (resync timer) */
-    struct strmap *cache;         /* key -> json_t * (one reference) */
+    struct strmap *cache;         /* key -> struct packed * (one reference) */
+    struct strmap *index;         /* index value -> struct keyset * (o.index_key only) */
     char rv[64];
     int synced;
 
@@ -48,6 +57,137 @@ static char *dup_opt(const char *s, int *failed)
     if (!d)
         *failed = 1;
     return d;
+}
+
+/* One cached object: its JSON text, then (index_off > 0) its index value. */
+struct packed {
+    atomic_int refs;
+    size_t index_off;
+    char text[];
+};
+
+static void packed_unref(struct packed *p)
+{
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+        free(p);
+}
+
+static void unref_value(void *v)
+{
+    packed_unref(v);
+}
+
+/* The object's compact text (and index value) in one allocation. NULL on
+ * failure (logged). */
+static struct packed *pack(struct informer *inf, const json_t *obj)
+{
+    size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    char idx[512];
+    int indexed = inf->o.index_key && inf->o.index_key(obj, idx, sizeof(idx)) == 0;
+    size_t m = indexed ? strlen(idx) + 1 : 0;
+    struct packed *p = n ? malloc(sizeof(*p) + n + 1 + m) : NULL;
+    if (!p || json_dumpb(obj, p->text, n, JSON_COMPACT) != n) {
+        log_error("informer", "resource=%s cannot encode an object for the cache", inf->what);
+        free(p);
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    p->text[n] = '\0';
+    p->index_off = indexed ? n + 1 : 0;
+    if (indexed)
+        memcpy(p->text + n + 1, idx, m);
+    return p;
+}
+
+/* A private tree of a cached text. NULL only when out of memory (logged). */
+static json_t *unpack(struct informer *inf, const struct packed *p)
+{
+    json_error_t e;
+    json_t *obj = json_loads(p->text, 0, &e);
+    if (!obj)
+        log_error("informer", "resource=%s cannot decode a cached object: %s", inf->what, e.text);
+    return obj;
+}
+
+/* The primary keys under one index value (few: an agent's pods). */
+struct keyset {
+    size_t n, cap;
+    char **keys;
+};
+
+static void keyset_free(void *v)
+{
+    struct keyset *ks = v;
+    if (!ks)
+        return;
+    for (size_t i = 0; i < ks->n; i++)
+        free(ks->keys[i]);
+    free(ks->keys);
+    free(ks);
+}
+
+/* Files `key` under the entry's index value. Caller holds mu. 0 or -1 (OOM). */
+static int index_add(struct strmap *index, const struct packed *p, const char *key)
+{
+    if (!index || !p->index_off)
+        return 0;
+    const char *value = p->text + p->index_off;
+    struct keyset *ks = strmap_get(index, value);
+    if (!ks) {
+        ks = calloc(1, sizeof(*ks));
+        if (!ks || strmap_put(index, value, ks, NULL) != 0) {
+            free(ks);
+            return -1;
+        }
+    }
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap ? ks->cap * 2 : 2;
+        char **keys = realloc(ks->keys, cap * sizeof(*keys));
+        if (!keys)
+            return -1;
+        ks->keys = keys;
+        ks->cap = cap;
+    }
+    if (!(ks->keys[ks->n] = strdup(key)))
+        return -1;
+    ks->n++;
+    return 0;
+}
+
+/* Takes `key` out of the entry's index value. Caller holds mu. */
+static void index_del(struct strmap *index, const struct packed *p, const char *key)
+{
+    if (!index || !p || !p->index_off)
+        return;
+    const char *value = p->text + p->index_off;
+    struct keyset *ks = strmap_get(index, value);
+    for (size_t i = 0; ks && i < ks->n; i++) {
+        if (strcmp(ks->keys[i], key) != 0)
+            continue;
+        free(ks->keys[i]);
+        ks->keys[i] = ks->keys[--ks->n];
+        if (ks->n == 0)
+            keyset_free(strmap_remove(index, value));
+        return;
+    }
+}
+
+static int index_entry(const char *key, void *val, void *arg)
+{
+    return index_add(arg, val, key);
+}
+
+/* A fresh index over `cache`, or NULL (no index_key, or OOM: logged). */
+static struct strmap *build_index(struct informer *inf, struct strmap *cache)
+{
+    if (!inf->o.index_key)
+        return NULL;
+    struct strmap *index = strmap_new();
+    if (index && strmap_foreach(cache, index_entry, index) == 0)
+        return index;
+    log_error("informer", "resource=%s out of memory indexing the cache", inf->what);
+    strmap_free(index, keyset_free);
+    return NULL;
 }
 
 struct informer *informer_new(struct kube_client *c, const struct informer_opts *opts)
@@ -71,6 +211,8 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
              g->group && g->group[0] ? "/" : "", g->version ? g->version : "",
              g->resource ? g->resource : "");
     inf->cache = strmap_new();
+    if (opts->index_key && !(inf->index = strmap_new()))
+        failed = 1;
     pthread_condattr_t ca;
     int cond_ok = pthread_condattr_init(&ca) == 0;
     if (cond_ok) {
@@ -84,6 +226,7 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
         if (cond_ok)
             pthread_cond_destroy(&inf->cond);
         strmap_free(inf->cache, NULL);
+        strmap_free(inf->index, NULL);
         free(inf->ns);
         free(inf->label_selector);
         free(inf->field_selector);
@@ -94,17 +237,13 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     return inf;
 }
 
-static void decref_value(void *v)
-{
-    json_decref(v);
-}
-
 void informer_free(struct informer *inf)
 {
     if (!inf)
         return;
     informer_stop(inf);
-    strmap_free(inf->cache, decref_value);
+    strmap_free(inf->cache, unref_value);
+    strmap_free(inf->index, keyset_free);
     pthread_cond_destroy(&inf->cond);
     pthread_mutex_destroy(&inf->mu);
     pthread_mutex_destroy(&inf->dispatch_mu);
@@ -183,16 +322,42 @@ static void call_delete(struct informer *inf, const json_t *obj)
         inf->o.handlers.on_delete(inf->o.handlers.arg, obj);
 }
 
+/* Calls `report` with a private tree of `p` (skipped if it cannot be decoded). */
+static void report_packed(struct informer *inf, const struct packed *p,
+                          void (*report)(struct informer *, const json_t *))
+{
+    json_t *obj = unpack(inf, p);
+    if (obj)
+        report(inf, obj);
+    json_decref(obj);
+}
+
 /* Drops `key` from the cache and reports the deletion, if it was cached. */
 static void remove_key(struct informer *inf, const char *key)
 {
     pthread_mutex_lock(&inf->mu);
-    json_t *old = strmap_remove(inf->cache, key);
+    struct packed *old = strmap_remove(inf->cache, key);
+    index_del(inf->index, old, key);
     pthread_mutex_unlock(&inf->mu);
-    if (old) {
-        call_delete(inf, old);
-        json_decref(old);
+    if (old)
+        report_packed(inf, old, call_delete);
+    packed_unref(old);
+}
+
+/* Puts the new text under `key`; the previous one (or NULL) goes to *old. */
+static int store(struct informer *inf, const char *key, struct packed *p, struct packed **old)
+{
+    void *prev = NULL;
+    pthread_mutex_lock(&inf->mu);
+    int rc = strmap_put(inf->cache, key, p, &prev);
+    if (rc == 0) {
+        index_del(inf->index, prev, key);
+        if (index_add(inf->index, p, key) != 0)
+            log_error("informer", "resource=%s out of memory indexing %s", inf->what, key);
     }
+    pthread_mutex_unlock(&inf->mu);
+    *old = prev;
+    return rc;
 }
 
 void informer_apply_event(struct informer *inf, enum kube_event_type type, json_t *obj)
@@ -211,25 +376,24 @@ void informer_apply_event(struct informer *inf, enum kube_event_type type, json_
     pthread_mutex_unlock(&inf->mu);
 
     json_t *obj_new = type == KUBE_EVENT_DELETED ? NULL : cacheable(inf, obj);
-    if (!obj_new) {
-        /* deleted, or transformed out of the cache */
+    struct packed *p = obj_new ? pack(inf, obj_new) : NULL;
+    struct packed *old = NULL;
+    if (!p) {
+        /* deleted, transformed out of the cache, or not encodable */
         remove_key(inf, key);
-        pthread_mutex_unlock(&inf->dispatch_mu);
-        return;
-    }
-    void *old = NULL;
-    pthread_mutex_lock(&inf->mu);
-    int rc = strmap_put(inf->cache, key, obj_new, &old);
-    pthread_mutex_unlock(&inf->mu);
-    if (rc != 0) {
+    } else if (store(inf, key, p, &old) != 0) {
         log_error("informer", "resource=%s out of memory caching %s", inf->what, key);
-        json_decref(obj_new);
+        packed_unref(p);
     } else if (old) {
-        call_update(inf, old, obj_new);
-        json_decref(old);
+        json_t *old_obj = unpack(inf, old);
+        if (old_obj)
+            call_update(inf, old_obj, obj_new);
+        json_decref(old_obj);
+        packed_unref(old);
     } else {
         call_add(inf, obj_new);
     }
+    json_decref(obj_new);
     pthread_mutex_unlock(&inf->dispatch_mu);
 }
 
@@ -249,15 +413,17 @@ static struct strmap *map_of_items(struct informer *inf, const json_t *items)
             continue;
         }
         json_t *obj = cacheable(inf, item);
-        if (!obj)
+        struct packed *p = obj ? pack(inf, obj) : NULL;
+        json_decref(obj);
+        if (!p)
             continue;
         void *old = NULL;
-        if (strmap_put(m, key, obj, &old) != 0) {
-            json_decref(obj);
-            strmap_free(m, decref_value);
+        if (strmap_put(m, key, p, &old) != 0) {
+            packed_unref(p);
+            strmap_free(m, unref_value);
             return NULL;
         }
-        json_decref(old);
+        packed_unref(old);
     }
     return m;
 }
@@ -272,19 +438,25 @@ static int report_vanished(const char *key, void *val, void *arg)
 {
     struct diff *d = arg;
     if (!strmap_has(d->other, key))
-        call_delete(d->inf, val);
+        report_packed(d->inf, val, call_delete);
     return 0;
 }
 
-/* Diff pass 2: new objects are adds, changed resourceVersions updates. */
+/* Diff pass 2: new objects are adds, changed ones (the text holds the
+ * resourceVersion, so a new version always differs) updates. */
 static int report_new_or_changed(const char *key, void *val, void *arg)
 {
     struct diff *d = arg;
-    json_t *old = strmap_get(d->other, key);
-    if (!old)
-        call_add(d->inf, val);
-    else if (strcmp(rv_of(old), rv_of(val)) != 0)
-        call_update(d->inf, old, val);
+    struct packed *old = strmap_get(d->other, key), *cur = val;
+    if (!old) {
+        report_packed(d->inf, cur, call_add);
+    } else if (strcmp(old->text, cur->text) != 0) {
+        json_t *o = unpack(d->inf, old), *n = unpack(d->inf, cur);
+        if (o && n)
+            call_update(d->inf, o, n);
+        json_decref(o);
+        json_decref(n);
+    }
     return 0;
 }
 
@@ -297,14 +469,17 @@ int informer_replace(struct informer *inf, const json_t *list)
     }
     pthread_mutex_lock(&inf->dispatch_mu);
     struct strmap *fresh = map_of_items(inf, items);
-    if (!fresh) {
+    struct strmap *fresh_index = fresh ? build_index(inf, fresh) : NULL;
+    if (!fresh || (inf->o.index_key && !fresh_index)) {
         pthread_mutex_unlock(&inf->dispatch_mu);
+        strmap_free(fresh, unref_value);
         log_error("informer", "resource=%s out of memory building the cache", inf->what);
         return -1;
     }
     pthread_mutex_lock(&inf->mu);
-    struct strmap *old = inf->cache;
+    struct strmap *old = inf->cache, *old_index = inf->index;
     inf->cache = fresh;
+    inf->index = fresh_index;
     set_rv_locked(inf, json_str_at(list, "metadata.resourceVersion"));
     inf->synced = 1;
     pthread_cond_broadcast(&inf->cond);
@@ -317,29 +492,74 @@ int informer_replace(struct informer *inf, const json_t *list)
     pthread_mutex_unlock(&inf->dispatch_mu);
     log_debug("informer", "resource=%s relisted: %zu objects (was %zu)", inf->what,
               strmap_count(fresh), strmap_count(old));
-    strmap_free(old, decref_value);
+    strmap_free(old, unref_value);
+    strmap_free(old_index, keyset_free);
     return 0;
 }
 
-static int append_ref(const char *key, void *val, void *arg)
+/* A snapshot of cached texts, each referenced, taken under the lock so the
+ * (slower) decoding happens outside it. */
+struct snapshot {
+    size_t n, cap;
+    struct packed **items;
+};
+
+static int snap_one(struct snapshot *s, struct packed *p)
+{
+    if (!p || s->n == s->cap)
+        return p ? -1 : 0;
+    atomic_fetch_add(&p->refs, 1);
+    s->items[s->n++] = p;
+    return 0;
+}
+
+static int snap_entry(const char *key, void *val, void *arg)
 {
     (void)key;
-    return json_array_append(arg, val);
+    return snap_one(arg, val);
+}
+
+/* Decodes a snapshot into a new JSON array and releases it. NULL on OOM. */
+static json_t *snapshot_to_array(struct informer *inf, struct snapshot *s)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < s->n; i++) {
+        json_t *obj = arr ? unpack(inf, s->items[i]) : NULL;
+        if (!obj || json_array_append_new(arr, obj) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+        packed_unref(s->items[i]);
+    }
+    free(s->items);
+    return arr;
 }
 
 json_t *informer_list(struct informer *inf)
 {
-    json_t *arr = json_array();
-    if (!arr)
-        return NULL;
+    struct snapshot s = {0};
     pthread_mutex_lock(&inf->mu);
-    int rc = strmap_foreach(inf->cache, append_ref, arr);
+    s.cap = strmap_count(inf->cache);
+    s.items = malloc((s.cap ? s.cap : 1) * sizeof(*s.items));
+    int rc = s.items ? strmap_foreach(inf->cache, snap_entry, &s) : -1;
     pthread_mutex_unlock(&inf->mu);
-    if (rc != 0) {
-        json_decref(arr);
-        return NULL;
-    }
-    return arr;
+    json_t *arr = snapshot_to_array(inf, &s);
+    return rc == 0 ? arr : (json_decref(arr), NULL);
+}
+
+json_t *informer_list_index(struct informer *inf, const char *value)
+{
+    struct snapshot s = {0};
+    int rc = 0;
+    pthread_mutex_lock(&inf->mu);
+    struct keyset *ks = inf->index ? strmap_get(inf->index, value) : NULL;
+    s.cap = ks ? ks->n : 0;
+    s.items = malloc((s.cap ? s.cap : 1) * sizeof(*s.items));
+    for (size_t i = 0; s.items && i < s.cap && rc == 0; i++)
+        rc = snap_one(&s, strmap_get(inf->cache, ks->keys[i]));
+    pthread_mutex_unlock(&inf->mu);
+    json_t *arr = s.items ? snapshot_to_array(inf, &s) : NULL;
+    return rc == 0 ? arr : (json_decref(arr), NULL);
 }
 
 void informer_resync(struct informer *inf)
@@ -357,8 +577,12 @@ void informer_resync(struct informer *inf)
 json_t *informer_get(struct informer *inf, const char *key)
 {
     pthread_mutex_lock(&inf->mu);
-    json_t *obj = json_incref(strmap_get(inf->cache, key));
+    struct packed *p = strmap_get(inf->cache, key);
+    if (p)
+        atomic_fetch_add(&p->refs, 1);
     pthread_mutex_unlock(&inf->mu);
+    json_t *obj = p ? unpack(inf, p) : NULL;
+    packed_unref(p);
     return obj;
 }
 

@@ -10,10 +10,11 @@
  * objects give on_delete, new ones on_add, changed resourceVersions
  * on_update, so no change is lost across a relist.
  *
- * Cached objects are immutable: the informer replaces an object, it never
- * edits one in place. informer_get / informer_list hand out new references
- * to those shared objects (jansson's refcounts are atomic): the caller
- * json_decref()s them and MUST NOT modify them (json_deep_copy first). */
+ * The cache keeps each object as compact JSON text (a fraction of a jansson
+ * tree's memory); informer_get / informer_list decode a private copy that
+ * the caller owns and json_decref()s. An optional index (one value per
+ * object, like client-go's Indexer) answers "which objects have value V"
+ * without walking the cache. */
 #ifndef AGENTMESH_INFORMER_H
 #define AGENTMESH_INFORMER_H
 
@@ -44,6 +45,10 @@ struct informer_opts {
     const char *field_selector;        /* or NULL */
     informer_transform_fn transform;   /* or NULL */
     void *transform_arg;
+    /* Optional index: writes the object's index value into buf and returns
+     * 0, or returns -1 when the object has none. Runs on the transformed
+     * object; see informer_list_index. NULL = no index. */
+    int (*index_key)(const json_t *obj, char *buf, size_t buflen);
     struct informer_handlers handlers;
     /* > 0: every this many seconds, on_update(obj, obj) for each cached
      * object so the owner can re-check; 0 = never. */
@@ -71,13 +76,16 @@ int informer_has_synced(struct informer *inf);
 /* Waits until synced or `timeout` seconds passed; 1 if synced, else 0. */
 int informer_wait_synced(struct informer *inf, double timeout);
 
-/* A new reference to the cached object under `key`, or NULL. Read-only. */
+/* A private copy of the cached object under `key`, or NULL. */
 json_t *informer_get(struct informer *inf, const char *key);
 /* Same, by namespace (NULL/"" for cluster-scoped) and name. */
 json_t *informer_get_by_name(struct informer *inf, const char *ns, const char *name);
-/* A new JSON array holding references to every cached object (a snapshot;
- * the objects are read-only). NULL on allocation failure. */
+/* A new JSON array holding a copy of every cached object (a snapshot).
+ * NULL on allocation failure. */
 json_t *informer_list(struct informer *inf);
+/* Same, for only the objects whose index value is `value` (an empty array
+ * without an index_key). */
+json_t *informer_list_index(struct informer *inf, const char *value);
 size_t informer_count(struct informer *inf);
 /* The last resourceVersion the informer has seen (list or watch), copied into buf. */
 void informer_resource_version(struct informer *inf, char *buf, size_t buflen);

@@ -45,6 +45,7 @@ json_t *manager_strip_object(json_t *obj, void *arg) {
     (void)arg;
     json_t *meta = json_object_get(obj, "metadata");
     json_object_del(meta, "managedFields");
+    json_object_del(meta, "creationTimestamp");
     json_object_del(json_object_get(meta, "annotations"), "kubectl.kubernetes.io/last-applied-configuration");
     return obj;
 }
@@ -154,6 +155,16 @@ static void trust_changed(const char *did, void *arg) {
     workqueue_add(m->c.agent_queue, key);
 }
 
+/* Pods are indexed by their agent's cache key ("namespace/<agentmesh.io/agent
+ * label>"), so an agent's reconcile finds its pods without walking every pod. */
+static int pod_agent_index(const json_t *pod, char *buf, size_t len) {
+    const char *ns = json_str_at(pod, "metadata.namespace");
+    const char *agent = json_string_value(json_object_get(json_at(pod, "metadata.labels"), LABEL_AGENT));
+    if (!ns || !agent) return -1;
+    int n = snprintf(buf, len, "%s/%s", ns, agent);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 static struct informer *make_informer(struct manager *m, const struct kube_gvr *gvr, const char *selector,
                                       informer_transform_fn transform, struct informer_handlers h) {
     struct informer_opts o;
@@ -161,6 +172,7 @@ static struct informer *make_informer(struct manager *m, const struct kube_gvr *
     o.gvr = *gvr;
     o.label_selector = selector;
     o.transform = transform;
+    o.index_key = gvr == &GVR_PODS ? pod_agent_index : NULL;
     o.handlers = h;
     o.handlers.arg = m;
     return informer_new(m->c.client, &o);

@@ -283,6 +283,86 @@ START_TEST(resync_updates_every_object)
 }
 END_TEST
 
+/* Indexes ConfigMaps by their data.k value. */
+static int by_k(const json_t *o, char *buf, size_t len)
+{
+    const char *k = json_str_at(o, "data.k");
+    if (!k)
+        return -1;
+    snprintf(buf, len, "%s", k);
+    return 0;
+}
+
+/* The sorted names of an index answer, joined by ",". */
+static const char *names_of(json_t *arr, char *buf, size_t len)
+{
+    char names[8][32];
+    size_t i, n = json_array_size(arr);
+    ck_assert_uint_le(n, 8);
+    for (i = 0; i < n; i++)
+        snprintf(names[i], sizeof(names[i]), "%s", json_str_at(json_array_get(arr, i), "metadata.name"));
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    buf[0] = '\0';
+    for (i = 0; i < n; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "", names[i]);
+    json_decref(arr);
+    return buf;
+}
+
+START_TEST(index_follows_adds_updates_deletes_and_relists)
+{
+    struct recorder r = {0};
+    struct informer_opts o = {
+        .gvr = {"", "v1", "configmaps", 1},
+        .index_key = by_k,
+        .handlers = {on_add, on_update, on_delete, &r},
+    };
+    struct informer *inf = informer_new(NULL, &o);
+    ck_assert_ptr_nonnull(inf);
+    char buf[128];
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "a", "1"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "b", "1"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "c", "2"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "1"), buf, sizeof(buf)), "a,b");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "2"), buf, sizeof(buf)), "c");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "9"), buf, sizeof(buf)), "");
+
+    apply(inf, KUBE_EVENT_MODIFIED, cm("ns", "a", "2"));     /* moves to another value */
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "b", "1"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "1"), buf, sizeof(buf)), "");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "2"), buf, sizeof(buf)), "a,c");
+
+    json_t *l = json_pack("{s:{s:s}, s:[o,o]}", "metadata", "resourceVersion", "5", "items",
+                          cm("ns", "c", "3"), cm("ns", "d", "3"));
+    ck_assert_int_eq(informer_replace(inf, l), 0);           /* a relist rebuilds the index */
+    json_decref(l);
+    ck_assert_str_eq(names_of(informer_list_index(inf, "2"), buf, sizeof(buf)), "");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "3"), buf, sizeof(buf)), "c,d");
+
+    /* an informer without an index answers with nothing, not an error */
+    struct informer *plain = new_informer(&r, NULL);
+    apply(plain, KUBE_EVENT_ADDED, cm("ns", "a", "1"));
+    ck_assert_str_eq(names_of(informer_list_index(plain, "1"), buf, sizeof(buf)), "");
+    informer_free(plain);
+    informer_free(inf);
+}
+END_TEST
+
+START_TEST(cached_copies_are_private)
+{
+    struct recorder r = {0};
+    struct informer *inf = new_informer(&r, NULL);
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "a", "1"));
+    json_t *got = informer_get(inf, "ns/a");
+    ck_assert_int_eq(json_set_at(got, "data.k", json_string("scribbled")), 0);
+    json_decref(got);
+    got = informer_get(inf, "ns/a");                          /* the cache is unchanged */
+    ck_assert_str_eq(json_str_at(got, "data.k"), "1");
+    json_decref(got);
+    informer_free(inf);
+}
+END_TEST
+
 /* kube_watch's relist handler, counting calls. */
 static int relists;
 static int fake_relist(void *arg, char *rv, size_t rvlen)
@@ -403,6 +483,8 @@ int main(void)
     tcase_add_test(tc, relist_diff);
     tcase_add_test(tc, transform_before_caching);
     tcase_add_test(tc, resync_updates_every_object);
+    tcase_add_test(tc, index_follows_adds_updates_deletes_and_relists);
+    tcase_add_test(tc, cached_copies_are_private);
     tcase_add_test(tc, watch_lines_into_informer);
     tcase_add_test(tc, decode_errors_name_the_problem);
     tcase_add_test(tc, watch_path_and_backoff);
