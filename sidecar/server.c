@@ -216,6 +216,7 @@ int sidecar_metrics_port(const struct sidecar *s) { return httpd_port(s->metrics
 
 void sidecar_stop(struct sidecar *s) {
     if (!s) return;
+    upstream_close_idle(s->up);   /* on the API loop, so before it stops */
     httpd_free(s->api);
     httpd_free(s->metrics);
     upstream_free(s->up);

@@ -5,7 +5,9 @@
  * Covers: forwarding and the exact forwarded bodies, the auth header on
  * every controller call, key rotation picked up without restart, 413/400/
  * 404/405 on the loopback API, 502 when the controller is down, 504 when it
- * is slow, /healthz and /metrics. */
+ * is slow, /healthz and /metrics, kept-alive connections to the controller
+ * and the one retry when a kept-alive connection dies under a call. */
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <check.h>
 #include <event2/event.h>
@@ -373,6 +375,110 @@ START_TEST(tls_controller) {
 }
 END_TEST
 
+/* ---- a raw keep-alive controller: counts connections, can drop a request ---- */
+
+struct raw {
+    int fd, port;
+    int connections, requests;
+    int drop_nth;          /* close without answering the nth request on a connection; 0 = never */
+    pthread_t thread;
+};
+
+/* Reads one request (headers + Content-Length body) into buf; 0 at EOF. */
+static size_t raw_read_request(int fd, char *buf, size_t size) {
+    size_t got = 0;
+    char *end = NULL;
+    while (!(end = strstr(buf, "\r\n\r\n"))) {
+        ssize_t r = read(fd, buf + got, size - 1 - got);
+        if (r <= 0) return 0;
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+    const char *cl = strstr(buf, "Content-Length: ");
+    size_t want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
+    while (got < want) {
+        ssize_t r = read(fd, buf + got, size - 1 - got);
+        if (r <= 0) return 0;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+static void *raw_serve(void *arg) {
+    struct raw *w = arg;
+    int c;
+    while ((c = accept(w->fd, NULL, NULL)) >= 0) {
+        __atomic_add_fetch(&w->connections, 1, __ATOMIC_SEQ_CST);
+        char buf[8192];
+        for (int n = 1;; n++) {
+            buf[0] = '\0';
+            if (raw_read_request(c, buf, sizeof buf) == 0 || n == w->drop_nth) break;
+            __atomic_add_fetch(&w->requests, 1, __ATOMIC_SEQ_CST);
+            static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                     "Content-Length: 11\r\n\r\n{\"ok\":true}";
+            if (write(c, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1)) break;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void raw_start(struct raw *w, int drop_nth) {
+    memset(w, 0, sizeof *w);
+    w->drop_nth = drop_nth;
+    w->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(bind(w->fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(w->fd, 16), 0);
+    ck_assert_int_eq(getsockname(w->fd, (struct sockaddr *)&a, &alen), 0);
+    w->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&w->thread, NULL, raw_serve, w), 0);
+    char url[64];
+    sidecar_stop(sc);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", w->port);
+    start_sidecar(url, 5);
+}
+
+static void raw_stop(struct raw *w) {
+    sidecar_stop(sc);                     /* closes its idle connection: the server's read ends */
+    sc = NULL;
+    shutdown(w->fd, SHUT_RDWR);           /* wakes accept() */
+    pthread_join(w->thread, NULL);
+    close(w->fd);
+}
+
+static const char peer_body[] = "{\"peer_did\":\"did:mesh:0123456789abcdef0123456789abcdef\"}";
+
+START_TEST(controller_connection_kept_alive) {
+    struct raw w;
+    raw_start(&w, 0);
+    struct reply r;
+    for (int i = 0; i < 5; i++) {
+        post("/v1/challenge", peer_body, &r);
+        ck_assert_msg(r.status == 200, "call %d: status %d: %s", i, r.status, r.body);
+    }
+    raw_stop(&w);
+    ck_assert_int_eq(w.requests, 5);
+    ck_assert_int_eq(w.connections, 1);
+}
+END_TEST
+
+START_TEST(closed_kept_alive_connection_retried_once) {
+    struct raw w;
+    raw_start(&w, 2);                     /* every connection dies at its second request */
+    struct reply r;
+    for (int i = 0; i < 3; i++) {
+        post("/v1/challenge", peer_body, &r);
+        ck_assert_msg(r.status == 200, "call %d: status %d: %s", i, r.status, r.body);
+    }
+    raw_stop(&w);
+    ck_assert_int_eq(w.requests, 3);
+    ck_assert_int_eq(w.connections, 3);   /* calls 2 and 3 each retried once on a fresh one */
+}
+END_TEST
+
 START_TEST(no_identity_yet) {
     sidecar_stop(sc);
     char saved[64];
@@ -406,6 +512,8 @@ int main(void) {
     tcase_add_test(tc, controller_down_gives_502);
     tcase_add_test(tc, tls_controller);
     tcase_add_test(tc, no_identity_yet);
+    tcase_add_test(tc, controller_connection_kept_alive);
+    tcase_add_test(tc, closed_kept_alive_connection_retried_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
