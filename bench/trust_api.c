@@ -4,6 +4,7 @@
  *
  *   bench_trust_api [--backend memory|redis] [--redis-url URL] [--signals N]
  *                   [--connections C] [--server-threads T] [--handshakes N]
+ *                   [--server-cpu N] [--client-cpu N]
  *
  * The Redis URL defaults to $AGENTMESH_TEST_REDIS_URL. Clients are plain
  * keep-alive sockets (one per connection, one thread each), so client cost
@@ -12,13 +13,15 @@
  * the figure is the server's: parse, Ed25519 verify, replay-cache insert,
  * store update, reply. Handshake clients sign inline, as a real peer does.
  * Goals (issue 5): ≥ 10,000 signals/s with either backend; p99 handshake
- * under 2 ms at 1,000 handshakes/s. Server and clients share the machine's
- * cores, so the numbers are a floor for a dedicated server. */
+ * under 2 ms at 1,000 handshakes/s. --server-cpu / --client-cpu pin the API's
+ * threads and the clients to separate cores (the server-on-one-core figure);
+ * unpinned, server and clients share the machine's cores. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@
 #include "controller/trust_api.h"
 
 static int port;
+static int client_cpu = -1;   /* --client-cpu: where client threads run; -1 = anywhere */
 static struct identity alice, bob;
 
 static double now_s(void) {
@@ -45,6 +49,15 @@ static double now_s(void) {
 static void die(const char *what) {
     fprintf(stderr, "bench_trust_api: %s\n", what);
     exit(1);
+}
+
+/* Pins the calling thread (and threads it creates later) to cpu; -1 = leave it. */
+static void pin(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) die("cannot pin a thread to that cpu");
 }
 
 /* ---- a minimal keep-alive HTTP/1.1 client ---------------------------------- */
@@ -138,6 +151,7 @@ struct worker {
 
 static void *signal_worker(void *arg) {
     struct worker *w = arg;
+    pin(client_cpu);
     int fd = dial();
     for (size_t i = 0; i < w->n; i++) {
         double t0 = now_s();
@@ -221,6 +235,7 @@ static int handshake(int fd) {
 
 static void *handshake_worker(void *arg) {
     struct worker *w = arg;
+    pin(client_cpu);
     int fd = dial();
     double start = now_s();
     for (size_t i = 0; i < w->n; i++) {
@@ -279,7 +294,7 @@ static void put_agent(struct agent_registry *reg, const struct identity *id, con
 int main(int argc, char **argv) {
     const char *backend = "memory", *redis_url = getenv("AGENTMESH_TEST_REDIS_URL");
     size_t signals = 60000, handshakes = 10000;
-    int conns = 4, threads = 1;
+    int conns = 4, threads = 1, server_cpu = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--backend") == 0) backend = argv[i + 1];
         else if (strcmp(argv[i], "--redis-url") == 0) redis_url = argv[i + 1];
@@ -287,8 +302,10 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--handshakes") == 0) handshakes = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--connections") == 0) conns = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--server-threads") == 0) threads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--server-cpu") == 0) server_cpu = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--client-cpu") == 0) client_cpu = atoi(argv[i + 1]);
         else die("usage: bench_trust_api [--backend memory|redis] [--redis-url URL] [--signals N] "
-                 "[--handshakes N] [--connections C] [--server-threads T]");
+                 "[--handshakes N] [--connections C] [--server-threads T] [--server-cpu N] [--client-cpu N]");
     }
     if (conns < 1 || conns > 256 || signals < (size_t)conns || handshakes < (size_t)conns) die("bad counts");
     log_set_level(LOG_WARN);
@@ -310,6 +327,7 @@ int main(int argc, char **argv) {
     put_agent(reg, &bob, "bob");
     struct trust_api_options o = {.address = "127.0.0.1", .threads = threads, .registry = reg, .store = store};
     struct trust_api *api = trust_api_new(&o, err, sizeof err);
+    pin(server_cpu);   /* the API's loop threads inherit it */
     if (!api || trust_api_start(api, err, sizeof err) != 0) die(err);
     port = trust_api_port(api);
     printf("trust API bench: backend %s, %d server thread(s), %d connection(s), %ld cores online\n", backend,

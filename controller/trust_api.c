@@ -36,6 +36,7 @@ struct route {
     struct trust_api *api;
     const char *name;
     route_fn fn;
+    int defer_replay;   /* the route records the signature itself (see struct call) */
 };
 
 enum { R_CHALLENGE, R_VERIFY, R_SIGNALS, R_AGENTS, R_AGENT, R_AUDIT, R_COUNT };
@@ -47,11 +48,17 @@ struct trust_api {
     struct metric *requests, *errors, *handshake_time, *handshakes, *violations;
 };
 
-/* One request in flight. */
+/* One request in flight. replay_key is its signature's replay-cache key;
+ * `pending` while it is not yet recorded. Most routes record it during
+ * authentication; the signals route records it together with the signal
+ * (one store round trip), and any reply sent before that records it first,
+ * so a replayed request is a 401 on every path. */
 struct call {
     struct trust_api *api;
     struct httpd_req *req;
     const char *route;
+    char replay_key[8 + ID_SIG_B64_BUFSZ];
+    int pending;
 };
 
 static int64_t wall_ms(void) {
@@ -69,8 +76,14 @@ static void count(struct call *c, int code, const char *reason) {
     if (reason) metric_add(c->api->errors, 1, c->route, reason);
 }
 
+static int record_signature(struct call *c);
+
 /* Sends body (stolen) with code; NULL body (OOM) becomes a 500. */
 static void reply_json(struct call *c, int code, json_t *body) {
+    if (c->pending && record_signature(c) != 0) {
+        json_decref(body);
+        return;
+    }
     if (!body) code = 500;
     count(c, code, body ? NULL : "InternalError");
     httpd_reply_json(c->req, code, body);
@@ -82,6 +95,7 @@ static void reply_error(struct call *c, int code, const char *reason, const char
 static void reply_error(struct call *c, int code, const char *reason, const char *fmt, ...) {
     char msg[512];
     va_list ap;
+    if (c->pending && record_signature(c) != 0) return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -98,6 +112,18 @@ static void reply_store_error(struct call *c, int rc, const char *err) {
         reply_error(c, 500, "InternalError", "trust store: %s", err);
 }
 
+/* Records the call's signature in the shared replay cache. 0, or -1 after
+ * replying 401 (already used) or 503 (store down). */
+static int record_signature(struct call *c) {
+    char err[256];
+    c->pending = 0;
+    int rc = c->api->o.store->remember(c->api->o.store, c->replay_key, TRUST_API_REPLAY_TTL_MS, err, sizeof err);
+    if (rc == TS_OK) return 0;
+    if (rc == TS_EXISTS) reply_error(c, 401, "Unauthorized", "authorization signature already used");
+    else reply_store_error(c, rc, err);
+    return -1;
+}
+
 /* Hands an audit event (and the data reference) to the callback, if any. */
 static void emit(struct trust_api *api, const char *type, const char *did, json_t *data) {
     if (api->o.audit && data) api->o.audit(api->o.audit_arg, type, did, wall_ms(), data);
@@ -106,9 +132,10 @@ static void emit(struct trust_api *api, const char *type, const char *did, json_
 
 /* ---- authentication ----------------------------------------------------------- */
 
-/* Checks the Authorization header (see trust_api.h). 0 with *caller filled
- * (release with agent_record_clear), or -1 after replying 401/503. */
-static int authenticate(struct call *c, struct agent_record *caller) {
+/* Checks the Authorization header (see trust_api.h) and, unless `defer`,
+ * records the signature. 0 with *caller filled (release with
+ * agent_record_clear), or -1 after replying 401/503. */
+static int authenticate(struct call *c, struct agent_record *caller, int defer) {
     const char *value = httpd_header(c->req, "Authorization");
     struct auth_header h;
     const char *why = NULL;
@@ -134,14 +161,12 @@ static int authenticate(struct call *c, struct agent_record *caller) {
     } else if (auth_verify(&h, caller->pub, prev, httpd_method(c->req), httpd_uri(c->req), body, len,
                            (time_t)(now / 1000), NULL, &why) != 0) {
         reply_error(c, 401, "Unauthorized", "%s", why);
+    } else if (b64_encode(h.sig, sizeof h.sig, c->replay_key + 5, sizeof c->replay_key - 5) != 0) {
+        reply_error(c, 500, "InternalError", "cannot encode the signature");
     } else {
-        char key[16 + ID_SIG_B64_BUFSZ] = "auth:", err[256] = "cannot encode the signature";
-        int rc = b64_encode(h.sig, sizeof h.sig, key + 5, sizeof key - 5) == 0
-                     ? c->api->o.store->remember(c->api->o.store, key, TRUST_API_REPLAY_TTL_MS, err, sizeof err)
-                     : TS_INVALID;
-        if (rc == TS_OK) return 0;
-        if (rc == TS_EXISTS) reply_error(c, 401, "Unauthorized", "authorization signature already used");
-        else reply_store_error(c, rc, err);
+        memcpy(c->replay_key, "auth:", 5);
+        c->pending = 1;
+        if (defer || record_signature(c) == 0) return 0;
     }
     agent_record_clear(caller);
     return -1;
@@ -152,7 +177,7 @@ static void serve(struct httpd_req *r, void *arg) {
     struct route *rt = arg;
     struct call c = {.api = rt->api, .req = r, .route = rt->name};
     struct agent_record caller;
-    if (authenticate(&c, &caller) != 0) return;
+    if (authenticate(&c, &caller, rt->defer_replay) != 0) return;
     rt->fn(&c, &caller);
     agent_record_clear(&caller);
 }
@@ -336,6 +361,7 @@ static json_t *verify_reply(const struct handshake_result *res) {
 
 static void audit_handshake(struct trust_api *api, const char *verifier, const char *cid, const char *did,
                             const struct handshake_result *res) {
+    if (!api->o.audit) return;
     json_t *data = json_pack("{s:s, s:s}", "challenge_id", cid, "verifier", verifier);
     if (data && res->known) {
         json_object_set_new(data, "trust_score", json_integer(res->score));
@@ -395,11 +421,14 @@ static void verify(struct call *c, const struct agent_record *caller) {
 
 /* ---- signals ------------------------------------------------------------------ */
 
-/* Applies sig to rec's agent, first creating its state from the record
- * when the store has none. TS_OK with *st, or a store error with err. */
-static int apply_signal(struct trust_store *s, const struct agent_record *rec, const struct trust_signal *sig,
+/* Records the call's signature and applies sig to rec's agent in one store
+ * step, first creating its state from the record when the store has none.
+ * TS_OK with *st, TS_EXISTS for a replayed signature, or a store error with err. */
+static int apply_signal(struct call *c, const struct agent_record *rec, const struct trust_signal *sig,
                         struct trust_state *st, char *err, size_t errlen) {
-    int rc = trust_store_apply(s, rec->did, sig, st, err, errlen);
+    struct trust_store *s = c->api->o.store;
+    c->pending = 0;
+    int rc = trust_store_remember_apply(s, c->replay_key, TRUST_API_REPLAY_TTL_MS, rec->did, sig, st, err, errlen);
     if (rc != TS_NOT_FOUND) return rc;
     struct trust_state fresh;
     rc = trust_api_state_of(s, rec, sig->at_ms, &fresh, err, errlen);
@@ -422,18 +451,21 @@ static void signals(struct call *c, const struct agent_record *caller) {
     struct trust_state st;
     char err[256] = "dimension: unknown";
     int rc = trust_dim_parse(json_str_at(in, "dimension"), &sig.dim) == 0   /* the parser checked it */
-                 ? apply_signal(c->api->o.store, &rec, &sig, &st, err, sizeof err)
+                 ? apply_signal(c, &rec, &sig, &st, err, sizeof err)
                  : TS_INVALID;
     agent_record_clear(&rec);
-    if (rc == TS_INVALID) {
+    if (rc == TS_EXISTS) {
+        reply_error(c, 401, "Unauthorized", "authorization signature already used");
+    } else if (rc == TS_INVALID) {
         reply_error(c, 400, "BadRequest", "%s", err);
     } else if (rc != TS_OK) {
         reply_store_error(c, rc, err);
     } else {
         int score = trust_score(&st, sig.at_ms);
         const char *tier = trust_tier_name(trust_tier_of(score));
-        emit(c->api, "trust.signal", did,
-             json_pack("{s:s, s:f, s:f, s:s, s:s, s:i, s:s}", "dimension", trust_dim_name(sig.dim), "value",
+        if (c->api->o.audit)
+            emit(c->api, "trust.signal", did,
+                 json_pack("{s:s, s:f, s:f, s:s, s:s, s:i, s:s}", "dimension", trust_dim_name(sig.dim), "value",
                        sig.value, "weight", sig.weight, "source", json_str_at(in, "source"), "reporter",
                        caller->did, "trust_score", score, "tier", tier));
         reply_json(c, 200, json_pack("{s:s, s:i, s:s, s:o?}", "agent_did", did, "trust_score", score, "tier",
@@ -487,16 +519,18 @@ static int add_routes(struct trust_api *api) {
         const char *method, *path, *name;
         int prefix;
         route_fn fn;
+        int defer_replay;
     } table[R_COUNT] = {
         [R_CHALLENGE] = {"POST", "/api/v1/handshake/challenge", "/api/v1/handshake/challenge", 0, challenge},
         [R_VERIFY] = {"POST", "/api/v1/handshake/verify", "/api/v1/handshake/verify", 0, verify},
-        [R_SIGNALS] = {"POST", "/api/v1/signals", "/api/v1/signals", 0, signals},
+        [R_SIGNALS] = {"POST", "/api/v1/signals", "/api/v1/signals", 0, signals, 1},
         [R_AGENTS] = {"GET", AGENTS_PATH, AGENTS_PATH, 0, list_agents},
         [R_AGENT] = {"GET", AGENT_PREFIX, AGENT_PREFIX "{did}", 1, get_agent},
         [R_AUDIT] = {"GET", "/api/v1/audit/verify", "/api/v1/audit/verify", 0, audit_verify},
     };
     for (int i = 0; i < R_COUNT; i++) {
-        api->routes[i] = (struct route){.api = api, .name = table[i].name, .fn = table[i].fn};
+        api->routes[i] = (struct route){.api = api, .name = table[i].name, .fn = table[i].fn,
+                                        .defer_replay = table[i].defer_replay};
         if (httpd_route(api->http, table[i].method, table[i].path, table[i].prefix, serve, &api->routes[i]) != 0)
             return -1;
     }

@@ -70,6 +70,14 @@ struct trust_store {
     int (*remember)(struct trust_store *s, const char *key, int64_t ttl_ms,
                     char *err, size_t errlen);
 
+    /* Optional (NULL = remember, then apply_signal): the replay check and a
+     * signal in one step, so a networked backend pays one round trip.
+     * TS_EXISTS when `key` was already seen (nothing applied); otherwise the
+     * key is remembered for ttl_ms and the result is apply_signal's
+     * (TS_NOT_FOUND: remembered, but the agent has no state yet). */
+    int (*remember_apply)(struct trust_store *s, const char *key, int64_t ttl_ms, const char *did,
+                          const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen);
+
     /* Installs the change listener (NULL to remove). 0 or -1. */
     int (*set_listener)(struct trust_store *s, trust_store_listener fn, void *arg);
     /* Frees the store; no call may be in flight. */
@@ -117,6 +125,14 @@ static inline int trust_store_apply(struct trust_store *s, const char *did,
                                     const struct trust_signal *sig, struct trust_state *out,
                                     char *err, size_t errlen)
 { return s->apply_signal(s, did, sig, out, err, errlen); }
+static inline int trust_store_remember_apply(struct trust_store *s, const char *key, int64_t ttl_ms,
+                                             const char *did, const struct trust_signal *sig,
+                                             struct trust_state *out, char *err, size_t errlen)
+{
+    if (s->remember_apply) return s->remember_apply(s, key, ttl_ms, did, sig, out, err, errlen);
+    int rc = s->remember(s, key, ttl_ms, err, errlen);
+    return rc != TS_OK ? rc : s->apply_signal(s, did, sig, out, err, errlen);
+}
 static inline void trust_store_destroy(struct trust_store *s) { if (s) s->destroy(s); }
 
 #endif

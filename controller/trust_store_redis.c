@@ -5,7 +5,8 @@
  *                                     lp (last positive signal, unix ms),
  *                                     w0..w4, dph, df (scoring parameters)
  *   agentmesh:challenge:<id>    string, SET NX PX; taken with GETDEL
- *   agentmesh:replay:<key>      string, SET NX PX
+ *   agentmesh:replay:<key>      string, SET NX PX (a signal's replay key is set by
+ *                               the same script that applies it: one round trip)
  * Every state change publishes the DID on agentmesh:trust_updates.
  *
  * Signals are applied server-side by a Lua script doing trust_engine's
@@ -33,20 +34,26 @@ static const char *const field_names[NFIELDS] = {"d0", "d1", "d2", "d3", "d4", "
                                                  "w1", "w2", "w3", "w4", "dph", "df"};
 
 /* KEYS[1] state; ARGV did, dim index, value, weight, now_ms. Mirrors trust_apply_signal. */
-static const char apply_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
-    "local f = 'd' .. ARGV[2]\n"
-    "local d = tonumber(redis.call('HGET', KEYS[1], f))\n"
-    "local v = tonumber(ARGV[3])\n"
-    "local a = 0.1 * tonumber(ARGV[4])\n"
-    "if a > 1 then a = 1 end\n"
-    "d = d * (1 - a) + 100 * v * a\n"
-    "redis.call('HSET', KEYS[1], f, string.format('%.17g', d))\n"
-    "if v >= 0.5 and tonumber(ARGV[5]) > tonumber(redis.call('HGET', KEYS[1], 'lp')) then\n"
-    "  redis.call('HSET', KEYS[1], 'lp', ARGV[5])\n"
-    "end\n"
-    "redis.call('PUBLISH', '" UPDATES_CHANNEL "', ARGV[1])\n"
-    "return redis.call('HGETALL', KEYS[1])\n";
+#define APPLY_LUA                                                                        \
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"                      \
+    "local f = 'd' .. ARGV[2]\n"                                                         \
+    "local d = tonumber(redis.call('HGET', KEYS[1], f))\n"                               \
+    "local v = tonumber(ARGV[3])\n"                                                      \
+    "local a = 0.1 * tonumber(ARGV[4])\n"                                                \
+    "if a > 1 then a = 1 end\n"                                                          \
+    "d = d * (1 - a) + 100 * v * a\n"                                                    \
+    "redis.call('HSET', KEYS[1], f, string.format('%.17g', d))\n"                        \
+    "if v >= 0.5 and tonumber(ARGV[5]) > tonumber(redis.call('HGET', KEYS[1], 'lp')) then\n" \
+    "  redis.call('HSET', KEYS[1], 'lp', ARGV[5])\n"                                     \
+    "end\n"                                                                              \
+    "redis.call('PUBLISH', '" UPDATES_CHANNEL "', ARGV[1])\n"                            \
+    "return redis.call('HGETALL', KEYS[1])\n"
+static const char apply_lua[] = APPLY_LUA;
+
+/* KEYS[1] state, KEYS[2] replay key; ARGV as apply_lua, then the replay TTL
+ * in ms. -1 when the replay key was already there (nothing applied). */
+static const char remember_apply_lua[] =
+    "if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[6]) then return -1 end\n" APPLY_LUA;
 
 /* KEYS[1] state; ARGV did, mode (nx = create, xx = only if present, set), field/value pairs.
  * Returns 1 when written, 0 when the mode said no. */
@@ -71,7 +78,7 @@ struct script {
 struct redisstore {
     struct trust_store base;
     struct redis_pool *pool;
-    struct script apply, store, remove;
+    struct script apply, remember_apply, store, remove;
     pthread_mutex_t mu;               /* guards listener fields */
     trust_store_listener listener;
     void *listener_arg;
@@ -247,25 +254,49 @@ static int rs_set_params(struct trust_store *s, const char *did, const struct tr
     return store_fields(R(s), did, "xx", &st, 6, NFIELDS, err, errlen);
 }
 
-static int rs_apply(struct trust_store *s, const char *did, const struct trust_signal *sig,
-                    struct trust_state *out, char *err, size_t errlen)
+/* Runs apply_lua (replay_key NULL) or remember_apply_lua for one signal. */
+static int apply_script(struct redisstore *r, const char *replay_key, int64_t ttl_ms, const char *did,
+                        const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen)
 {
     if (trust_store_check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
         return TS_INVALID;
-    char key[300], dim[4], value[32], weight[32], now[24];
+    char key[300], rkey[300], dim[4], value[32], weight[32], now[24], ttl[24];
     state_key(key, sizeof key, did);
     snprintf(dim, sizeof dim, "%d", (int)sig->dim);
     snprintf(value, sizeof value, "%.17g", sig->value);
     snprintf(weight, sizeof weight, "%.17g", sig->weight);
     snprintf(now, sizeof now, "%" PRId64, sig->at_ms);
-    const char *argv[] = {NULL, NULL, "1", key, did, dim, value, weight, now};
-    redisReply *rep = run_script(R(s), &R(s)->apply, 9, argv, err, errlen);
+    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
+    snprintf(rkey, sizeof rkey, "agentmesh:replay:%s", replay_key ? replay_key : "");
+    const char *with_replay[] = {NULL, NULL, "2", key, rkey, did, dim, value, weight, now, ttl};
+    const char *plain[] = {NULL, NULL, "1", key, did, dim, value, weight, now};
+    redisReply *rep = replay_key ? run_script(r, &r->remember_apply, 11, with_replay, err, errlen)
+                                 : run_script(r, &r->apply, 9, plain, err, errlen);
     if (!rep)
         return TS_UNAVAILABLE;
     struct trust_state tmp;
-    int rc = parse_state(rep, out ? out : &tmp, err, errlen);
+    int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer == -1 ? TS_EXISTS
+                                                                     : parse_state(rep, out ? out : &tmp, err, errlen);
     freeReplyObject(rep);
     return rc;
+}
+
+static int rs_apply(struct trust_store *s, const char *did, const struct trust_signal *sig,
+                    struct trust_state *out, char *err, size_t errlen)
+{
+    return apply_script(R(s), NULL, 0, did, sig, out, err, errlen);
+}
+
+static int rs_remember_apply(struct trust_store *s, const char *key, int64_t ttl_ms, const char *did,
+                             const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen)
+{
+    if (trust_store_check_key("replay key", key, err, errlen))
+        return TS_INVALID;
+    if (ttl_ms <= 0) {
+        snprintf(err, errlen, "replay ttl must be positive");
+        return TS_INVALID;
+    }
+    return apply_script(R(s), key, ttl_ms, did, sig, out, err, errlen);
 }
 
 static int rs_remove(struct trust_store *s, const char *did, char *err, size_t errlen)
@@ -452,11 +483,12 @@ struct trust_store *trust_store_redis_new(const struct redis_options *opt, char 
     }
     pthread_mutex_init(&r->mu, NULL);
     script_init(&r->apply, apply_lua);
+    script_init(&r->remember_apply, remember_apply_lua);
     script_init(&r->store, store_lua);
     script_init(&r->remove, remove_lua);
     r->base = (struct trust_store){
         .get = rs_get, .create = rs_create, .put = rs_put, .set_params = rs_set_params,
-        .apply_signal = rs_apply, .remove = rs_remove, .put_challenge = rs_put_challenge,
+        .apply_signal = rs_apply, .remember_apply = rs_remember_apply, .remove = rs_remove, .put_challenge = rs_put_challenge,
         .take_challenge = rs_take_challenge, .remember = rs_remember, .set_listener = rs_set_listener,
         .destroy = rs_destroy, .kind = "redis",
     };

@@ -709,6 +709,32 @@ START_TEST(audit_verify_route) {
 }
 END_TEST
 
+/* The signals route records its signature together with the signal: a
+ * replay is still a 401 and applies nothing; a rejected body uses it up too. */
+START_TEST(replayed_signal) {
+    start_api(store, 0, 0);
+    char auth[AUTH_HEADER_MAX], b[256], err[256];
+    snprintf(b, sizeof b, "{\"agent_did\":\"%s\",\"dimension\":\"outputQuality\",\"value\":0.1,\"source\":\"t\"}",
+             bob.did);
+    ck_assert_int_eq(auth_build_header(alice.sk, alice.did, "POST", "/api/v1/signals", b, strlen(b), time(NULL), auth,
+                                       sizeof auth), 0);
+    json_t *out;
+    ck_assert_int_eq(http("POST", "/api/v1/signals", b, strlen(b), auth, &out), 200);
+    json_decref(out);
+    struct trust_state once;
+    ck_assert_int_eq(store->get(store, bob.did, &once, err, sizeof err), TS_OK);
+    expect_error(http("POST", "/api/v1/signals", b, strlen(b), auth, &out), &out, 401, "Unauthorized", "already used");
+    struct trust_state after;
+    ck_assert_int_eq(store->get(store, bob.did, &after, err, sizeof err), TS_OK);
+    ck_assert(memcmp(once.dims, after.dims, sizeof once.dims) == 0);
+    const char *bad = "{\"agent_did\":\"nope\"}";
+    ck_assert_int_eq(auth_build_header(alice.sk, alice.did, "POST", "/api/v1/signals", bad, strlen(bad), time(NULL),
+                                       auth, sizeof auth), 0);
+    expect_error(http("POST", "/api/v1/signals", bad, strlen(bad), auth, &out), &out, 400, "BadRequest", "agent_did");
+    expect_error(http("POST", "/api/v1/signals", bad, strlen(bad), auth, &out), &out, 401, "Unauthorized", "already used");
+}
+END_TEST
+
 /* ---- a store that is down -------------------------------------------------------- */
 
 /* Answers TS_UNAVAILABLE to everything except, when `replay_up`, the replay cache. */
@@ -817,6 +843,7 @@ int main(void) {
     tcase_add_test(tc, oversized_body);
     tcase_add_test(tc, authentication_failures);
     tcase_add_test(tc, replayed_authorization);
+    tcase_add_test(tc, replayed_signal);
     tcase_add_test(tc, bad_signature_and_wrong_agent);
     tcase_add_test(tc, unknown_agent);
     tcase_add_test(tc, reused_challenge);
