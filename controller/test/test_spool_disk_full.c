@@ -37,7 +37,7 @@ static int mount_small_tmpfs(void)
 {
     if (unshare(CLONE_NEWNS) != 0)
         return -1;
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)   /* source, type ignored */
         return -1;
     return mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700");
 }
