@@ -16,17 +16,13 @@
  * under 2 ms at 1,000 handshakes/s. --server-cpu / --client-cpu pin the API's
  * threads and the clients to separate cores (the server-on-one-core figure);
  * unpinned, server and clients share the machine's cores. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +31,7 @@
 #include "common/log.h"
 #include "controller/redis_conn.h"
 #include "controller/trust_api.h"
+#include "e2e/signed_client.h"
 
 static int port;
 static int client_cpu = -1;   /* --client-cpu: where client threads run; -1 = anywhere */
@@ -51,6 +48,20 @@ static void die(const char *what) {
     exit(1);
 }
 
+/* CPU seconds used by the whole process so far. */
+static double process_cpu_s(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) die("getrusage");
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU seconds used by the calling thread so far. */
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Pins the calling thread (and threads it creates later) to cpu; -1 = leave it. */
 static void pin(int cpu) {
     if (cpu < 0) return;
@@ -60,70 +71,25 @@ static void pin(int cpu) {
     if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) die("cannot pin a thread to that cpu");
 }
 
-/* ---- a minimal keep-alive HTTP/1.1 client ---------------------------------- */
+/* ---- requests (e2e/signed_client.h) --------------------------------------- */
 
 static int dial(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) die("cannot connect to the API");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd = sc_dial(port);
+    if (fd < 0) die("cannot connect to the API");
     return fd;
 }
 
-/* Sends a prepared request and reads one response: the status, the body into
- * body (NUL-terminated, truncated to bodylen). */
 static int roundtrip(int fd, const char *req, size_t len, char *body, size_t bodylen) {
-    static __thread char buf[16384];
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, req + off, len - off);
-        if (n <= 0) die("write failed");
-        off += (size_t)n;
-    }
-    size_t have = 0;
-    char *end = NULL;
-    long clen = -1;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) die("connection closed by the API");
-        have += (size_t)n;
-        buf[have] = '\0';
-        if (!end && (end = strstr(buf, "\r\n\r\n"))) {
-            char *cl = strcasestr(buf, "Content-Length:");
-            clen = cl && cl < end ? strtol(cl + 15, NULL, 10) : 0;
-        }
-        if (end && have >= (size_t)(end + 4 - buf) + (size_t)clen) break;
-        if (have == sizeof buf - 1) die("response too large");
-    }
-    if (body) snprintf(body, bodylen, "%.*s", (int)clen, end + 4);
-    return (int)strtol(buf + 9, NULL, 10);
+    int code = sc_roundtrip(fd, req, len, body, bodylen);
+    if (code < 0) die("connection to the API failed");
+    return code;
 }
 
-/* A full request signed by `as` (unique fraction per call: the replay cache
- * accepts each signature once). Returns its length. */
+/* A full request signed by `as` (each one a distinct signature). Its length. */
 static size_t build(char *out, size_t outlen, const struct identity *as, const char *method, const char *path,
                     const char *body) {
-    static long seq;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    char when[AUTH_TIME_BUFSZ], msg[1024], hex[65], sig_b64[ID_SIG_B64_BUFSZ];
-    unsigned char hash[32], sig[ID_SIG_LEN];
-    size_t blen = body ? strlen(body) : 0;
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + strlen(when), sizeof when - strlen(when), ".%09ldZ",
-             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) % 1000000000L);
-    crypto_hash_sha256(hash, (const unsigned char *)(body ? body : ""), blen);
-    sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
-    int n = snprintf(msg, sizeof msg, "%s %s %s %s", method, path, when, hex);
-    if (identity_sign(as, msg, (size_t)n, sig) != 0 || b64_encode(sig, sizeof sig, sig_b64, sizeof sig_b64) != 0)
-        die("signing failed");
-    n = snprintf(out, outlen,
-                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s %s %s %s\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 method, path, AUTH_SCHEME, as->did, when, sig_b64, blen, body ? body : "");
-    if (n < 0 || (size_t)n >= outlen) die("request too long");
+    int n = sc_build(out, outlen, as->sk, as->did, method, path, body);
+    if (n < 0) die("signing failed or request too long");
     return (size_t)n;
 }
 
@@ -146,12 +112,14 @@ struct worker {
     size_t n;
     double *lat;
     size_t errors;
+    double cpu;           /* CPU seconds this client thread used */
     double pace;          /* handshakes: seconds between starts; 0 = as fast as possible */
 };
 
 static void *signal_worker(void *arg) {
     struct worker *w = arg;
     pin(client_cpu);
+    double cpu0 = thread_cpu_s();
     int fd = dial();
     for (size_t i = 0; i < w->n; i++) {
         double t0 = now_s();
@@ -159,6 +127,7 @@ static void *signal_worker(void *arg) {
         w->lat[i] = now_s() - t0;
     }
     close(fd);
+    w->cpu = thread_cpu_s() - cpu0;
     return NULL;
 }
 
@@ -185,14 +154,20 @@ static void bench_signals(const char *label, size_t total, int conns) {
             w[c].lens[i] = build(w[c].reqs[i], 1024, &alice, "POST", "/api/v1/signals", body);
         }
     }
-    double t0 = now_s();
+    double t0 = now_s(), cpu0 = process_cpu_s(), client_cpu_s = 0;
     for (int c = 0; c < conns; c++) pthread_create(&tids[c], NULL, signal_worker, &w[c]);
     size_t errors = 0;
     for (int c = 0; c < conns; c++) {
         pthread_join(tids[c], NULL);
         errors += w[c].errors;
+        client_cpu_s += w[c].cpu;
     }
-    report(label, per * (size_t)conns, now_s() - t0, lat, errors);
+    size_t n = per * (size_t)conns;
+    report(label, n, now_s() - t0, lat, errors);
+    /* The process's CPU less the clients' is the server's (main only waits). */
+    double server_us = (process_cpu_s() - cpu0 - client_cpu_s) / (double)n * 1e6;
+    printf("%-44s %8.1f us CPU per signal = %9.0f/s per core (clients: %.1f us)\n", "  server", server_us,
+           1e6 / server_us, client_cpu_s / (double)n * 1e6);
     for (int c = 0; c < conns; c++) {
         for (size_t i = 0; i < per; i++) free(w[c].reqs[i]);
         free(w[c].reqs);
