@@ -79,11 +79,17 @@ int admission_decode(const char *body, size_t len, struct admission_request *out
     if (len == 0) return fail(err, errlen, "empty body");
     if (len > ADMISSION_MAX_BYTES) return fail(err, errlen, "body larger than 3 MiB");
     char perr[160];
-    out->doc = json_parse(body, len, perr, sizeof perr);
-    if (!out->doc) {
+    json_t *doc = json_parse(body, len, perr, sizeof perr);
+    if (!doc) {
         if (err && errlen) snprintf(err, errlen, "invalid JSON: %s", perr);
         return -1;
     }
+    return admission_decode_doc(doc, out, err, errlen);
+}
+
+int admission_decode_doc(json_t *doc, struct admission_request *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    out->doc = doc;
     if (!json_is_object(out->doc)) {
         admission_request_free(out);
         return fail(err, errlen, "body is not a JSON object");
@@ -103,25 +109,31 @@ void admission_request_free(struct admission_request *r) {
 
 /* The reply is written straight into a buffer rather than built as a
  * jansson tree and dumped: the patch is serialised once, base64 needs no
- * escaping, and this halves the per-request CPU of the mutating webhook. */
+ * escaping, and put_value() below writes compact JSON several times faster
+ * than json_dumps (whose per-chunk callbacks dominated the encode time). */
 struct out {
     char *p;
     size_t n, cap;
     int oom;
 };
 
-static void put(struct out *o, const char *s, size_t len) {
-    if (o->oom) return;
-    if (o->n + len + 1 > o->cap) {
-        size_t cap = (o->n + len + 1) * 2;
-        char *p = realloc(o->p, cap);
-        if (!p) {
-            o->oom = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
+/* Room for `len` more bytes and a NUL; 0, or -1 (latched in oom). */
+static int reserve(struct out *o, size_t len) {
+    if (o->oom) return -1;
+    if (o->n + len + 1 <= o->cap) return 0;
+    size_t cap = (o->n + len + 1) * 2;
+    char *p = realloc(o->p, cap);
+    if (!p) {
+        o->oom = 1;
+        return -1;
     }
+    o->p = p;
+    o->cap = cap;
+    return 0;
+}
+
+static void put(struct out *o, const char *s, size_t len) {
+    if (reserve(o, len) != 0) return;
     memcpy(o->p + o->n, s, len);
     o->n += len;
     o->p[o->n] = '\0';
@@ -131,36 +143,107 @@ static void put_str(struct out *o, const char *s) {
     put(o, s, strlen(s));
 }
 
-/* Any JSON value, compact (strings quoted and escaped). */
-static void put_json(struct out *o, const json_t *v) {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!s) o->oom = 1;
-    else put_str(o, s);
-    free(s);
+/* A JSON string literal, escaped as json_dumps does (UTF-8 kept as is). */
+static void put_string_n(struct out *o, const char *s, size_t len) {
+    put(o, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        put(o, s + i - run, run);
+        run = 0;
+        char esc[8];
+        switch (c) {
+        case '"': put(o, "\\\"", 2); break;
+        case '\\': put(o, "\\\\", 2); break;
+        case '\b': put(o, "\\b", 2); break;
+        case '\f': put(o, "\\f", 2); break;
+        case '\n': put(o, "\\n", 2); break;
+        case '\r': put(o, "\\r", 2); break;
+        case '\t': put(o, "\\t", 2); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04X", c);
+            put(o, esc, 6);
+        }
+    }
+    put(o, s + len - run, run);
+    put(o, "\"", 1);
 }
 
+static void put_value(struct out *o, const json_t *v);
+
+/* A C string as JSON; like before, text that is not UTF-8 fails the reply. */
 static void put_string(struct out *o, const char *s) {
     json_t *v = json_string(s);
     if (!v) o->oom = 1;
-    else put_json(o, v);
+    else put_value(o, v);
     json_decref(v);
+}
+
+/* Any JSON value, compact, members in insertion order like json_dumps. */
+static void put_value(struct out *o, const json_t *v) {
+    char num[32];
+    const char *k;
+    json_t *m;
+    size_t i;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        put(o, "{", 1);
+        i = 0;
+        json_object_foreach((json_t *)v, k, m) {
+            if (i++) put(o, ",", 1);
+            put_string_n(o, k, strlen(k));
+            put(o, ":", 1);
+            put_value(o, m);
+        }
+        put(o, "}", 1);
+        break;
+    case JSON_ARRAY:
+        put(o, "[", 1);
+        json_array_foreach(v, i, m) {
+            if (i) put(o, ",", 1);
+            put_value(o, m);
+        }
+        put(o, "]", 1);
+        break;
+    case JSON_STRING:
+        put_string_n(o, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        put_str(o, num);
+        break;
+    case JSON_REAL: {   /* jansson's own formatting; none of our replies has one */
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!s) o->oom = 1;
+        else put_str(o, s);
+        free(s);
+        break;
+    }
+    case JSON_TRUE: put_str(o, "true"); break;
+    case JSON_FALSE: put_str(o, "false"); break;
+    case JSON_NULL: put_str(o, "null"); break;
+    }
 }
 
 /* Base64 (standard alphabet, no line breaks) of the compact patch. */
 static void put_patch_b64(struct out *o, const json_t *patch) {
-    char *raw = json_dumps(patch, JSON_COMPACT);
-    size_t n = raw ? strlen(raw) : 0;
-    char *b64 = raw ? malloc(4 * ((n + 2) / 3) + 1) : NULL;
-    if (b64) {
-        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)raw, (int)n);
-        put(o, "\"", 1);
-        put_str(o, b64);
-        put(o, "\"", 1);
-    } else {
+    struct out raw = {0};
+    put_value(&raw, patch);
+    size_t b64 = 4 * ((raw.n + 2) / 3);
+    if (raw.oom || reserve(o, b64 + 2) != 0) {
         o->oom = 1;
+    } else {
+        o->p[o->n++] = '"';
+        EVP_EncodeBlock((unsigned char *)o->p + o->n, (const unsigned char *)raw.p, (int)raw.n);
+        o->n += b64;
+        o->p[o->n++] = '"';
+        o->p[o->n] = '\0';
     }
-    free(b64);
-    free(raw);
+    free(raw.p);
 }
 
 char *admission_encode(const struct admission_request *req, const struct admission_response *r) {
@@ -176,7 +259,7 @@ char *admission_encode(const struct admission_request *req, const struct admissi
     }
     if (json_is_array(r->warnings) && json_array_size(r->warnings) > 0) {
         put_str(&o, ",\"warnings\":");
-        put_json(&o, r->warnings);
+        put_value(&o, r->warnings);
     }
     if (!r->allowed) {
         char code[32];

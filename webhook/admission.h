@@ -32,6 +32,10 @@ struct admission_request {
 /* Parses `len` bytes. 0, or -1 with a reason in err (and *out zeroed). */
 int admission_decode(const char *body, size_t len, struct admission_request *out, char *err,
                      size_t errlen);
+/* The envelope checks of admission_decode on an already parsed review
+ * (`doc` is stolen, freed on error): for decoders that build the tree
+ * another way (review_scan.h). */
+int admission_decode_doc(json_t *doc, struct admission_request *out, char *err, size_t errlen);
 void admission_request_free(struct admission_request *r);
 
 /* What the webhook decided. */
