@@ -13,6 +13,23 @@ const char *agent_sa_name(const json_t *agid) {
     return sa && *sa ? sa : json_str_at(agid, "metadata.name");
 }
 
+/* "ns/value" into buf: 0, or -1 when a part is missing or it does not fit. */
+static int ns_index_key(const json_t *obj, const char *value, char *buf, size_t buflen) {
+    const char *ns = json_str_at(obj, "metadata.namespace");
+    if (!ns || !value) return -1;
+    int n = snprintf(buf, buflen, "%s/%s", ns, value);
+    return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+int agent_sa_index_key(const json_t *agid, char *buf, size_t buflen) {
+    return ns_index_key(agid, agent_sa_name(agid), buf, buflen);
+}
+
+int agent_pod_index_key(const json_t *pod, char *buf, size_t buflen) {
+    const char *agent = json_string_value(json_object_get(json_at(pod, "metadata.labels"), LABEL_AGENT));
+    return ns_index_key(pod, agent, buf, buflen);
+}
+
 int agent_secret_name(const char *agent, char *buf, size_t buflen) {
     int n = snprintf(buf, buflen, "%s-agentmesh-identity", agent);
     return n < 0 || (size_t)n >= buflen ? -1 : 0;

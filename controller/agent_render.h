@@ -29,6 +29,13 @@
 
 /* spec.serviceAccountName, else metadata.name. Borrowed from `agid`. */
 const char *agent_sa_name(const json_t *agid);
+/* Informer index keys (informer_opts.index_key): an AgentIdentity's
+ * "namespace/serviceAccountName" (the webhook and the escape scanner find a
+ * pod's identity by service account), and an agent pod's
+ * "namespace/<agentmesh.io/agent label>" = its agent's cache key (a
+ * reconcile finds its pods without walking every pod). 0 or -1 (no value). */
+int agent_sa_index_key(const json_t *agid, char *buf, size_t buflen);
+int agent_pod_index_key(const json_t *pod, char *buf, size_t buflen);
 /* "<name>-agentmesh-identity" / "<name>-agentmesh". -1 if it doesn't fit. */
 int agent_secret_name(const char *agent, char *buf, size_t buflen);
 int agent_netpol_name(const char *agent, char *buf, size_t buflen);

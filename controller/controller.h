@@ -25,6 +25,7 @@ extern const struct kube_gvr GVR_PODS;
 
 struct controller {
     struct kube_client *client;
+    /* agents indexed by agent_sa_index_key, pods by agent_pod_index_key (agent_render.h) */
     struct informer *agents, *policies, *sas, *secrets, *netpols;
     struct informer *pods;           /* agent pods only (label agentmesh.io/agent), metadata only */
     struct workqueue *agent_queue, *policy_queue;

@@ -54,15 +54,13 @@ struct escape_scanner {
 
 /* An escaped pod found in the current pass, reported at commit. */
 struct escaped_pod {
-    const json_t *agent;         /* borrowed from the pass's snapshot */
+    char agent_key[512];         /* "ns/name" of its AgentIdentity */
     char name[];
 };
 
 struct pass {
     struct escape_scanner *s;
-    json_t *agents, *namespaces;     /* informer snapshots */
-    struct strmap *by_name;          /* "ns/name" -> AgentIdentity (borrowed) */
-    struct strmap *by_sa;            /* "ns/serviceAccount" -> AgentIdentity (borrowed) */
+    json_t *namespaces;              /* informer snapshot (AgentIdentities are looked up one by one) */
     struct strmap *agent_ns;         /* namespaces holding at least one AgentIdentity */
     struct strmap *ns_labels;        /* namespace -> its labels (borrowed, may be NULL) */
     struct strmap *scanned;          /* namespaces whose pods are listed whole */
@@ -106,24 +104,10 @@ static int key2(char *buf, size_t len, const char *a, const char *b) {
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* Puts `key` unless present (the first AgentIdentity for a service account wins). */
-static int put_new(struct strmap *m, const char *key, void *val) {
-    return strmap_has(m, key) ? 0 : strmap_put(m, key, val, NULL);
-}
-
-static int index_agents(struct pass *p) {
-    size_t i;
-    json_t *a;
-    json_array_foreach(p->agents, i, a) {
-        const char *ns = json_str_at(a, "metadata.namespace"), *name = json_str_at(a, "metadata.name");
-        const char *sa = inject_identity_sa(a);
-        char k[512];
-        if (!ns || !name) continue;
-        if (key2(k, sizeof k, ns, name) != 0 || strmap_put(p->by_name, k, a, NULL) != 0) return -1;
-        if (sa && (key2(k, sizeof k, ns, sa) != 0 || put_new(p->by_sa, k, a) != 0)) return -1;
-        if (put_new(p->agent_ns, ns, NULL) != 0) return -1;
-    }
-    return 0;
+static int note_agent_namespace(const json_t *a, void *arg) {
+    struct pass *p = arg;
+    const char *ns = json_str_at(a, "metadata.namespace");
+    return !ns || strmap_has(p->agent_ns, ns) ? 0 : strmap_put(p->agent_ns, ns, NULL, NULL);
 }
 
 /* Records every namespace's labels, and which namespaces to list whole:
@@ -143,13 +127,19 @@ static int index_namespaces(struct pass *p) {
     return 0;
 }
 
-/* The AgentIdentity the pod asks for, from the snapshot, or NULL. */
-static const json_t *find_agent(const struct pass *p, const json_t *pod) {
+/* The AgentIdentity the pod asks for (a copy the caller frees), or NULL:
+ * by name, or by service account through the agents informer's
+ * "namespace/serviceAccountName" index (the first one wins). */
+static json_t *find_agent(const struct pass *p, const json_t *pod) {
     int by_sa;
     const char *key = inject_agent_key(pod, &by_sa), *ns = json_str_at(pod, "metadata.namespace");
     char k[512];
     if (!ns || key2(k, sizeof k, ns, key) != 0) return NULL;
-    return strmap_get(by_sa ? p->by_sa : p->by_name, k);
+    if (!by_sa) return informer_get(p->s->o.agents, k);
+    json_t *hits = informer_list_index(p->s->o.agents, k);
+    json_t *agent = json_incref(json_array_get(hits, 0));
+    json_decref(hits);
+    return agent;
 }
 
 static int count_escape(struct pass *p, const char *ns, const char *agent) {
@@ -159,13 +149,9 @@ static int count_escape(struct pass *p, const char *ns, const char *agent) {
     return strmap_put(p->counts, k, (void *)(n + 1), NULL);
 }
 
-static int consider_pod(struct pass *p, const json_t *pod) {
-    const char *uid = json_str_at(pod, "metadata.uid"), *name = json_str_at(pod, "metadata.name");
-    const char *ns = json_str_at(pod, "metadata.namespace");
-    if (!uid || !name || !ns || strmap_has(p->escaped, uid)) return 0;
-    const json_t *agent = find_agent(p, pod);
-    if (!escape_check_pod(pod, strmap_get(p->ns_labels, ns), agent, p->s->operator_ns, NULL)) return 0;
-    if (count_escape(p, ns, json_str_at(agent, "metadata.name")) != 0) return -1;
+/* Counts an escaped pod of agent ns/agent and keeps it for its Event. */
+static int remember_escape(struct pass *p, const char *uid, const char *name, const char *ns, const char *agent) {
+    if (count_escape(p, ns, agent) != 0) return -1;
     if (strmap_count(p->escaped) >= ESCAPE_MAX_REMEMBERED) {
         p->unremembered++;
         return 0;
@@ -173,13 +159,24 @@ static int consider_pod(struct pass *p, const json_t *pod) {
     size_t len = strlen(name) + 1;
     struct escaped_pod *e = malloc(sizeof *e + len);
     if (!e) return -1;
-    e->agent = agent;
     memcpy(e->name, name, len);
-    if (strmap_put(p->escaped, uid, e, NULL) != 0) {
+    if (key2(e->agent_key, sizeof e->agent_key, ns, agent) != 0 || strmap_put(p->escaped, uid, e, NULL) != 0) {
         free(e);
         return -1;
     }
     return 0;
+}
+
+static int consider_pod(struct pass *p, const json_t *pod) {
+    const char *uid = json_str_at(pod, "metadata.uid"), *name = json_str_at(pod, "metadata.name");
+    const char *ns = json_str_at(pod, "metadata.namespace");
+    if (!uid || !name || !ns || strmap_has(p->escaped, uid)) return 0;
+    json_t *agent = find_agent(p, pod);
+    int rc = escape_check_pod(pod, strmap_get(p->ns_labels, ns), agent, p->s->operator_ns, NULL)
+                 ? remember_escape(p, uid, name, ns, json_str_at(agent, "metadata.name"))
+                 : 0;
+    json_decref(agent);
+    return rc;
 }
 
 static int stopping(struct escape_scanner *s) {
@@ -237,12 +234,13 @@ static int scan_namespace(const char *ns, void *val, void *arg) {
 static int report_pod(const char *uid, void *val, void *arg) {
     struct pass *p = arg;
     struct escaped_pod *e = val;
-    if (!strmap_has(p->s->reported, uid)) {
-        log_warn(LOG, "pod %s/%s escaped injection (AgentIdentity %s)", json_str_at(e->agent, "metadata.namespace"),
-                 e->name, json_str_at(e->agent, "metadata.name"));
-        events_record(p->s->o.events, e->agent, "Warning", "InjectionEscaped",
+    if (strmap_has(p->s->reported, uid)) return 0;
+    log_warn(LOG, "pod %s escaped injection (AgentIdentity %s)", e->name, e->agent_key);
+    json_t *agent = informer_get(p->s->o.agents, e->agent_key);
+    if (agent)   /* (deleted since: nothing to attach the Event to) */
+        events_record(p->s->o.events, agent, "Warning", "InjectionEscaped",
                       "pod %s was admitted without the agentmesh sidecar; recreate it to inject", e->name);
-    }
+    json_decref(agent);
     return 0;
 }
 
@@ -310,10 +308,7 @@ static int commit(struct pass *p) {
 }
 
 static void pass_free(struct pass *p) {
-    json_decref(p->agents);
     json_decref(p->namespaces);
-    strmap_free(p->by_name, NULL);
-    strmap_free(p->by_sa, NULL);
     strmap_free(p->agent_ns, NULL);
     strmap_free(p->ns_labels, NULL);
     strmap_free(p->scanned, NULL);
@@ -325,25 +320,22 @@ static void pass_free(struct pass *p) {
 static int scan_once(struct escape_scanner *s) {
     if (!informer_has_synced(s->o.agents) || !informer_has_synced(s->o.namespaces)) return 0;
     struct pass p = {.s = s,
-                     .agents = informer_list(s->o.agents),
                      .namespaces = informer_list(s->o.namespaces),
-                     .by_name = strmap_new(),
-                     .by_sa = strmap_new(),
                      .agent_ns = strmap_new(),
                      .ns_labels = strmap_new(),
                      .scanned = strmap_new(),
                      .escaped = strmap_new(),
                      .counts = strmap_new()};
     int rc = -1;
-    if (!p.agents || !p.namespaces || !p.by_name || !p.by_sa || !p.agent_ns || !p.ns_labels || !p.scanned ||
-        !p.escaped || !p.counts || index_agents(&p) != 0 || index_namespaces(&p) != 0) {
+    if (!p.namespaces || !p.agent_ns || !p.ns_labels || !p.scanned || !p.escaped || !p.counts ||
+        informer_foreach(s->o.agents, note_agent_namespace, &p) != 0 || index_namespaces(&p) != 0) {
         log_error(LOG, "out of memory indexing the caches");
         goto out;
     }
     struct list_ctx l = {&p, 0};
     strmap_foreach(p.scanned, scan_namespace, &l);
     if (l.rc != 0) goto out;
-    if (strmap_count(p.by_name) > 0 && scan_pods(&p, NULL, ESCAPE_POD_SELECTOR) != 0) goto out;
+    if (strmap_count(p.agent_ns) > 0 && scan_pods(&p, NULL, ESCAPE_POD_SELECTOR) != 0) goto out;
     rc = commit(&p);
 out:
     pass_free(&p);

@@ -35,7 +35,7 @@ int escape_check_pod(const json_t *pod, const json_t *ns_labels, const json_t *a
 struct escape_scanner_options {
     struct kube_client *client;      /* lists pods */
     struct events *events;           /* records InjectionEscaped */
-    struct informer *agents;         /* AgentIdentities, all namespaces */
+    struct informer *agents;         /* AgentIdentities, all namespaces, indexed by agent_sa_index_key */
     struct informer *namespaces;     /* Namespaces with their labels */
     const char *operator_namespace;  /* never injected, so never scanned (copied) */
     double interval_seconds;         /* <= 0: 60 */

@@ -535,16 +535,38 @@ static json_t *snapshot_to_array(struct informer *inf, struct snapshot *s)
     return arr;
 }
 
+/* References to every cached text. 0, or -1 when out of memory. */
+static int snapshot_all(struct informer *inf, struct snapshot *s)
+{
+    pthread_mutex_lock(&inf->mu);
+    s->cap = strmap_count(inf->cache);
+    s->items = malloc((s->cap ? s->cap : 1) * sizeof(*s->items));
+    int rc = s->items ? strmap_foreach(inf->cache, snap_entry, s) : -1;
+    pthread_mutex_unlock(&inf->mu);
+    return rc;
+}
+
 json_t *informer_list(struct informer *inf)
 {
     struct snapshot s = {0};
-    pthread_mutex_lock(&inf->mu);
-    s.cap = strmap_count(inf->cache);
-    s.items = malloc((s.cap ? s.cap : 1) * sizeof(*s.items));
-    int rc = s.items ? strmap_foreach(inf->cache, snap_entry, &s) : -1;
-    pthread_mutex_unlock(&inf->mu);
-    json_t *arr = snapshot_to_array(inf, &s);
+    int rc = snapshot_all(inf, &s);
+    json_t *arr = s.items ? snapshot_to_array(inf, &s) : NULL;
     return rc == 0 ? arr : (json_decref(arr), NULL);
+}
+
+int informer_foreach(struct informer *inf, informer_visit_fn fn, void *arg)
+{
+    struct snapshot s = {0};
+    int rc = snapshot_all(inf, &s);
+    for (size_t i = 0; i < s.n; i++) {
+        json_t *obj = rc == 0 ? unpack(inf, s.items[i]) : NULL;
+        if (obj)
+            rc = fn(obj, arg);
+        json_decref(obj);
+        packed_unref(s.items[i]);
+    }
+    free(s.items);
+    return rc;
 }
 
 json_t *informer_list_index(struct informer *inf, const char *value)

@@ -86,6 +86,12 @@ json_t *informer_list(struct informer *inf);
 /* Same, for only the objects whose index value is `value` (an empty array
  * without an index_key). */
 json_t *informer_list_index(struct informer *inf, const char *value);
+/* Calls fn with a copy of each cached object in turn (decoded one at a
+ * time, so walking a big cache costs one object's memory, not the whole
+ * list's); stops when fn returns non-zero and returns that value. -1 when
+ * out of memory. fn may read the informer. */
+typedef int (*informer_visit_fn)(const json_t *obj, void *arg);
+int informer_foreach(struct informer *inf, informer_visit_fn fn, void *arg);
 size_t informer_count(struct informer *inf);
 /* The last resourceVersion the informer has seen (list or watch), copied into buf. */
 void informer_resource_version(struct informer *inf, char *buf, size_t buflen);

@@ -80,6 +80,11 @@ static void enqueue_obj(struct workqueue *q, const json_t *obj) {
     if (informer_key(obj, key, sizeof key) == 0) workqueue_add(q, key);
 }
 
+static int enqueue_visit(const json_t *obj, void *q) {
+    enqueue_obj(q, obj);
+    return 0;
+}
+
 /* Every TrustPolicy of a namespace: their matchedAgents count may have changed. */
 static void enqueue_policies_of(struct manager *m, const char *ns) {
     json_t *all = informer_list(m->c.policies);
@@ -155,16 +160,6 @@ static void trust_changed(const char *did, void *arg) {
     workqueue_add(m->c.agent_queue, key);
 }
 
-/* Pods are indexed by their agent's cache key ("namespace/<agentmesh.io/agent
- * label>"), so an agent's reconcile finds its pods without walking every pod. */
-static int pod_agent_index(const json_t *pod, char *buf, size_t len) {
-    const char *ns = json_str_at(pod, "metadata.namespace");
-    const char *agent = json_string_value(json_object_get(json_at(pod, "metadata.labels"), LABEL_AGENT));
-    if (!ns || !agent) return -1;
-    int n = snprintf(buf, len, "%s/%s", ns, agent);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
 static struct informer *make_informer(struct manager *m, const struct kube_gvr *gvr, const char *selector,
                                       informer_transform_fn transform, struct informer_handlers h) {
     struct informer_opts o;
@@ -172,7 +167,7 @@ static struct informer *make_informer(struct manager *m, const struct kube_gvr *
     o.gvr = *gvr;
     o.label_selector = selector;
     o.transform = transform;
-    o.index_key = gvr == &GVR_PODS ? pod_agent_index : NULL;
+    o.index_key = gvr == &GVR_PODS ? agent_pod_index_key : gvr == &GVR_AGENTIDENTITIES ? agent_sa_index_key : NULL;
     o.handlers = h;
     o.handlers.arg = m;
     return informer_new(m->c.client, &o);
@@ -269,14 +264,9 @@ int manager_start_workers(struct manager *m) {
         m->running_workers++;
     }
     /* Everything the informers delivered before we led is queued already; requeue all to be sure. */
-    json_t *all = informer_list(m->c.agents);
-    size_t i;
-    json_t *a;
-    json_array_foreach(all, i, a) enqueue_obj(m->c.agent_queue, a);
-    json_decref(all);
-    all = informer_list(m->c.policies);
-    json_array_foreach(all, i, a) enqueue_obj(m->c.policy_queue, a);
-    json_decref(all);
+    if (informer_foreach(m->c.agents, enqueue_visit, m->c.agent_queue) != 0 ||
+        informer_foreach(m->c.policies, enqueue_visit, m->c.policy_queue) != 0)
+        log_error(LOG, "out of memory queueing the cached objects; they reconcile on their next change");
     log_info(LOG, "started %d AgentIdentity worker(s) and 1 TrustPolicy worker", m->nworkers);
     return 0;
 }

@@ -66,17 +66,33 @@ struct enqueue_ctx {
     const char *ns;
 };
 
+static int enqueue_in_namespace(const json_t *a, void *arg) {
+    struct enqueue_ctx *e = arg;
+    const char *ans = json_str_at(a, "metadata.namespace");
+    char key[400];
+    if (ans && strcmp(ans, e->ns) == 0 && informer_key(a, key, sizeof key) == 0)
+        workqueue_add(e->c->agent_queue, key);
+    return 0;
+}
+
 void controller_enqueue_namespace(struct controller *c, const char *ns) {
-    json_t *all = informer_list(c->agents);
-    size_t i;
-    json_t *a;
-    json_array_foreach(all, i, a) {
-        const char *ans = json_str_at(a, "metadata.namespace");
-        char key[400];
-        if (ans && strcmp(ans, ns) == 0 && informer_key(a, key, sizeof key) == 0)
-            workqueue_add(c->agent_queue, key);
-    }
-    json_decref(all);
+    struct enqueue_ctx e = {c, ns};
+    if (informer_foreach(c->agents, enqueue_in_namespace, &e) != 0)
+        log_error("policy", "out of memory queueing the agents of namespace %s", ns);
+}
+
+struct match_ctx {
+    const struct trust_policy *pol;
+    const char *ns;
+    long long matched;
+};
+
+static int count_match(const json_t *a, void *arg) {
+    struct match_ctx *m = arg;
+    const char *ans = json_str_at(a, "metadata.namespace");
+    if (ans && m->ns && strcmp(ans, m->ns) == 0 && trust_policy_selects(m->pol, json_at(a, "metadata.labels")))
+        m->matched++;
+    return 0;
 }
 
 int policy_reconcile(struct controller *c, const char *key, double *requeue_after) {
@@ -90,16 +106,10 @@ int policy_reconcile(struct controller *c, const char *key, double *requeue_afte
     int valid = trust_policy_parse(json_at(tp, "spec"), key, &pol, err, sizeof err) == 0;
     long long matched = 0;
     if (valid) {
-        json_t *all = informer_list(c->agents);
-        const char *ns = json_str_at(tp, "metadata.namespace");
-        size_t i;
-        json_t *a;
-        json_array_foreach(all, i, a) {
-            const char *ans = json_str_at(a, "metadata.namespace");
-            if (ans && ns && strcmp(ans, ns) == 0 && trust_policy_selects(&pol, json_at(a, "metadata.labels")))
-                matched++;
-        }
-        json_decref(all);
+        struct match_ctx mc = {&pol, json_str_at(tp, "metadata.namespace"), 0};
+        if (informer_foreach(c->agents, count_match, &mc) != 0)
+            log_error("policy", "%s: out of memory counting matched agents", key);
+        matched = mc.matched;
         trust_policy_free(&pol);
     }
     json_t *old = json_at(tp, "status");

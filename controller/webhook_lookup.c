@@ -2,25 +2,19 @@
 #include "controller/webhook_lookup.h"
 
 #include "common/json.h"
-#include "controller/agent_render.h"
 #include "webhook/api_lookup.h"
 
-#include <string.h>
+#include <stdio.h>
 
+/* The AgentIdentity naming service account `sa` in `ns`, from the agents
+ * informer's "namespace/serviceAccountName" index (controller.h), or NULL. */
 static json_t *find_by_service_account(struct informer *agents, const char *ns, const char *sa) {
-    json_t *all = informer_list(agents);
-    json_t *found = NULL;
-    size_t i;
-    json_t *a;
-    json_array_foreach(all, i, a) {
-        const char *ans = json_str_at(a, "metadata.namespace");
-        const char *asa = agent_sa_name(a);
-        if (ans && asa && strcmp(ans, ns) == 0 && strcmp(asa, sa) == 0) {
-            found = json_incref(a);
-            break;
-        }
-    }
-    json_decref(all);
+    char key[512];
+    int n = snprintf(key, sizeof key, "%s/%s", ns, sa);
+    if (n < 0 || (size_t)n >= sizeof key) return NULL;
+    json_t *hits = informer_list_index(agents, key);
+    json_t *found = json_incref(json_array_get(hits, 0));
+    json_decref(hits);
     return found;
 }
 

@@ -25,6 +25,7 @@
 
 #include "common/json.h"
 #include "common/metrics.h"
+#include "controller/agent_render.h"
 #include "controller/controller.h"
 #include "controller/escape_scanner.h"
 #include "controller/events.h"
@@ -171,7 +172,7 @@ START_TEST(reports_escaped_pods) {
                        "image", "agentmesh-sidecar"));
     make_pod(ns_b, "solo", "beta", NULL, NULL);
 
-    struct informer_opts ao = {.gvr = GVR_AGENTIDENTITIES};
+    struct informer_opts ao = {.gvr = GVR_AGENTIDENTITIES, .index_key = agent_sa_index_key};
     struct informer_opts no = {.gvr = namespaces_gvr, .transform = webhook_lookup_strip_namespace};
     struct informer *agents = informer_new(kc, &ao), *namespaces = informer_new(kc, &no);
     struct events *ev = events_new(kc, "agentmesh-controller");
