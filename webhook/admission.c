@@ -6,6 +6,7 @@
 #include "webhook/admission.h"
 
 #include "common/json.h"
+#include "webhook/json_text.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -108,133 +109,23 @@ void admission_request_free(struct admission_request *r) {
 }
 
 /* The reply is written straight into a buffer rather than built as a
- * jansson tree and dumped: the patch is serialised once, base64 needs no
- * escaping, and put_value() below writes compact JSON several times faster
- * than json_dumps (whose per-chunk callbacks dominated the encode time). */
-struct out {
-    char *p;
-    size_t n, cap;
-    int oom;
-};
+ * jansson tree and dumped: the patch is serialised once (json_text.h) and
+ * base64 needs no escaping. */
 
-/* Room for `len` more bytes and a NUL; 0, or -1 (latched in oom). */
-static int reserve(struct out *o, size_t len) {
-    if (o->oom) return -1;
-    if (o->n + len + 1 <= o->cap) return 0;
-    size_t cap = (o->n + len + 1) * 2;
-    char *p = realloc(o->p, cap);
-    if (!p) {
-        o->oom = 1;
-        return -1;
-    }
-    o->p = p;
-    o->cap = cap;
-    return 0;
-}
-
-static void put(struct out *o, const char *s, size_t len) {
-    if (reserve(o, len) != 0) return;
-    memcpy(o->p + o->n, s, len);
-    o->n += len;
-    o->p[o->n] = '\0';
-}
-
-static void put_str(struct out *o, const char *s) {
-    put(o, s, strlen(s));
-}
-
-/* A JSON string literal, escaped as json_dumps does (UTF-8 kept as is). */
-static void put_string_n(struct out *o, const char *s, size_t len) {
-    put(o, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        put(o, s + i - run, run);
-        run = 0;
-        char esc[8];
-        switch (c) {
-        case '"': put(o, "\\\"", 2); break;
-        case '\\': put(o, "\\\\", 2); break;
-        case '\b': put(o, "\\b", 2); break;
-        case '\f': put(o, "\\f", 2); break;
-        case '\n': put(o, "\\n", 2); break;
-        case '\r': put(o, "\\r", 2); break;
-        case '\t': put(o, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04X", c);
-            put(o, esc, 6);
-        }
-    }
-    put(o, s + len - run, run);
-    put(o, "\"", 1);
-}
-
-static void put_value(struct out *o, const json_t *v);
-
-/* A C string as JSON; like before, text that is not UTF-8 fails the reply. */
-static void put_string(struct out *o, const char *s) {
+/* A C string as JSON; text that is not UTF-8 fails the reply, as before. */
+static void put_string(struct json_text *o, const char *s) {
     json_t *v = json_string(s);
     if (!v) o->oom = 1;
-    else put_value(o, v);
+    else json_text_value(o, v);
     json_decref(v);
 }
 
-/* Any JSON value, compact, members in insertion order like json_dumps. */
-static void put_value(struct out *o, const json_t *v) {
-    char num[32];
-    const char *k;
-    json_t *m;
-    size_t i;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        put(o, "{", 1);
-        i = 0;
-        json_object_foreach((json_t *)v, k, m) {
-            if (i++) put(o, ",", 1);
-            put_string_n(o, k, strlen(k));
-            put(o, ":", 1);
-            put_value(o, m);
-        }
-        put(o, "}", 1);
-        break;
-    case JSON_ARRAY:
-        put(o, "[", 1);
-        json_array_foreach(v, i, m) {
-            if (i) put(o, ",", 1);
-            put_value(o, m);
-        }
-        put(o, "]", 1);
-        break;
-    case JSON_STRING:
-        put_string_n(o, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        put_str(o, num);
-        break;
-    case JSON_REAL: {   /* jansson's own formatting; none of our replies has one */
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!s) o->oom = 1;
-        else put_str(o, s);
-        free(s);
-        break;
-    }
-    case JSON_TRUE: put_str(o, "true"); break;
-    case JSON_FALSE: put_str(o, "false"); break;
-    case JSON_NULL: put_str(o, "null"); break;
-    }
-}
-
 /* Base64 (standard alphabet, no line breaks) of the compact patch. */
-static void put_patch_b64(struct out *o, const json_t *patch) {
-    struct out raw = {0};
-    put_value(&raw, patch);
+static void put_patch_b64(struct json_text *o, const json_t *patch) {
+    struct json_text raw = {0};
+    json_text_value(&raw, patch);
     size_t b64 = 4 * ((raw.n + 2) / 3);
-    if (raw.oom || reserve(o, b64 + 2) != 0) {
+    if (raw.oom || json_text_reserve(o, b64 + 2) != 0) {
         o->oom = 1;
     } else {
         o->p[o->n++] = '"';
@@ -247,32 +138,28 @@ static void put_patch_b64(struct out *o, const json_t *patch) {
 }
 
 char *admission_encode(const struct admission_request *req, const struct admission_response *r) {
-    struct out o = {0};
-    put_str(&o, "{\"apiVersion\":");
+    struct json_text o = {0};
+    json_text_raw(&o, "{\"apiVersion\":");
     put_string(&o, req->api_version);
-    put_str(&o, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+    json_text_raw(&o, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
     put_string(&o, req->uid);
-    put_str(&o, r->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+    json_text_raw(&o, r->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
     if (r->allowed && json_is_array(r->patch) && json_array_size(r->patch) > 0) {
-        put_str(&o, ",\"patchType\":\"JSONPatch\",\"patch\":");
+        json_text_raw(&o, ",\"patchType\":\"JSONPatch\",\"patch\":");
         put_patch_b64(&o, r->patch);
     }
     if (json_is_array(r->warnings) && json_array_size(r->warnings) > 0) {
-        put_str(&o, ",\"warnings\":");
-        put_value(&o, r->warnings);
+        json_text_raw(&o, ",\"warnings\":");
+        json_text_value(&o, r->warnings);
     }
     if (!r->allowed) {
         char code[32];
         snprintf(code, sizeof code, ",\"status\":{\"code\":%d", r->code ? r->code : 403);
-        put_str(&o, code);
-        put_str(&o, ",\"message\":");
+        json_text_raw(&o, code);
+        json_text_raw(&o, ",\"message\":");
         put_string(&o, r->message ? r->message : "denied");
-        put_str(&o, "}");
+        json_text_raw(&o, "}");
     }
-    put_str(&o, "}}");
-    if (o.oom) {
-        free(o.p);
-        return NULL;
-    }
-    return o.p;
+    json_text_raw(&o, "}}");
+    return json_text_finish(&o);
 }

@@ -9,6 +9,7 @@
 #include "webhook/inject.h"
 
 #include "common/json.h"
+#include "webhook/json_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,7 +420,11 @@ static void add_metadata(struct builder *b, const struct plan *p, const json_t *
                             b->rec_containers, "env", b->rec_env, "labels", b->rec_labels,
                             "sidecar", p->native ? "native" : "container", "volumes",
                             b->rec_volumes);
-    char *text = rec ? json_compact(rec) : NULL;
+    /* Keys above are in sorted order, so this is json_compact()'s text. */
+    struct json_text t = {0};
+    if (rec) json_text_value(&t, rec);
+    else t.oom = 1;
+    char *text = json_text_finish(&t);
     json_decref(rec);
     set_entries(b, "/metadata/annotations", json_object_get(md, "annotations"),
                 text ? json_pack("{s:s}", INJECT_ANNOTATION_RECORD, text) : NULL);
