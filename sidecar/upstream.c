@@ -11,7 +11,14 @@
  * error) it is freed and a new one is opened, so a TLS connection never
  * reuses a spent SSL object. A call that fails on a reused connection
  * before any answer (the controller closed it just as we sent) is retried
- * once on a fresh connection, signed anew. */
+ * once on a fresh connection, signed anew.
+ *
+ * At most UPSTREAM_MAX_BUSY calls per loop are in flight; later ones wait
+ * in order. Without the bound, a controller slower than the offered load
+ * made every waiting call open its own connection (each TLS one another
+ * handshake for the already busy controller): measured 285 MiB RSS and
+ * 90% failures at 500 handshakes/s on a saturated machine. A call that
+ * waited longer than the timeout fails as timed out when its turn comes. */
 #include "sidecar/upstream.h"
 
 #include "common/auth.h"
@@ -37,6 +44,17 @@
 
 #define UPSTREAM_MAX_REPLY (1 << 20)
 #define UPSTREAM_IDLE_MAX 8        /* idle connections kept, over all loops */
+#define UPSTREAM_MAX_BUSY 8        /* calls in flight per loop */
+#define UPSTREAM_MAX_LOOPS 8       /* event loops one upstream serves */
+
+struct call;
+
+/* One event loop's calls: touched only from that loop's thread. */
+struct lane {
+    struct event_base *base;
+    int busy;                      /* calls in flight */
+    struct call *head, *tail;      /* calls waiting for a slot, oldest first */
+};
 
 /* One connection to the controller, used by one call at a time. */
 struct conn {
@@ -64,11 +82,16 @@ struct upstream {
     int nidle;
     int closing;             /* upstream_close_idle ran: pool nothing more */
     int draining;            /* idle connections being freed on their loops */
+    struct lane lanes[UPSTREAM_MAX_LOOPS];
+    int nlanes;
 };
 
 struct call {
     struct upstream *u;
     struct event_base *base;
+    struct lane *lane;
+    struct call *next;       /* in lane's wait queue */
+    struct timespec queued;  /* when it started waiting for a slot */
     upstream_done done;
     void *arg;
     struct conn *conn;
@@ -285,6 +308,8 @@ static void on_error(enum evhttp_request_error e, void *arg) {
 }
 
 static int call_start(struct call *c);
+static void call_finish(struct call *c, int status, const char *body, size_t len,
+                        const char *error, int timed_out);
 
 /* Runs once per request. With no status the request failed: after
  * on_error (req NULL), or with a req that has no status when the connect
@@ -304,8 +329,7 @@ static void on_done(struct evhttp_request *req, void *arg) {
         const char *why = c->tls_error[0]    ? c->tls_error
                           : c->have_error ? error_text(c->error)
                                           : "connection refused or reset";
-        c->done(c->arg, 0, "", 0, why, timed_out);
-        free(c);
+        call_finish(c, 0, "", 0, why, timed_out);
         return;
     }
     conn_release(c->conn, 1);
@@ -313,13 +337,12 @@ static void on_done(struct evhttp_request *req, void *arg) {
     size_t n = evbuffer_get_length(in);
     char *body = malloc(n + 1);
     if (!body || evbuffer_copyout(in, body, n) != (ev_ssize_t)n) {
-        c->done(c->arg, 0, "", 0, "out of memory reading the response", 0);
+        call_finish(c, 0, "", 0, "out of memory reading the response", 0);
     } else {
         body[n] = '\0';
-        c->done(c->arg, status, body, n, NULL, 0);
+        call_finish(c, status, body, n, NULL, 0);
     }
     free(body);
-    free(c);
 }
 
 /* A TLS bufferevent checking the controller's certificate and name. */
@@ -435,9 +458,53 @@ static int call_start(struct call *c) {
     return 0;
 }
 
+/* The lane of `base`, made on first use; NULL when all are taken. */
+static struct lane *lane_of(struct upstream *u, struct event_base *base) {
+    struct lane *l = NULL;
+    pthread_mutex_lock(&u->lock);
+    for (int i = 0; i < u->nlanes && !l; i++)
+        if (u->lanes[i].base == base) l = &u->lanes[i];
+    if (!l && u->nlanes < UPSTREAM_MAX_LOOPS) {
+        l = &u->lanes[u->nlanes++];
+        l->base = base;
+    }
+    pthread_mutex_unlock(&u->lock);
+    return l;
+}
+
+static double since(const struct timespec *t) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* Reports c's outcome, frees it and gives its slot to the oldest waiting
+ * call: started, or failed as timed out if it waited past the timeout. */
+static void call_finish(struct call *c, int status, const char *body, size_t len,
+                        const char *error, int timed_out) {
+    struct lane *l = c->lane;
+    c->done(c->arg, status, body, len, error, timed_out);
+    free(c);
+    l->busy--;
+    struct call *w;
+    while (l->busy < UPSTREAM_MAX_BUSY && (w = l->head)) {
+        l->head = w->next;
+        if (!l->head) l->tail = NULL;
+        int expired = since(&w->queued) >= w->u->timeout;
+        if (!expired && call_start(w) == 0) {
+            l->busy++;
+            continue;
+        }
+        w->done(w->arg, 0, "", 0, expired ? "timed out waiting for a free connection"
+                                          : "cannot start the call (no identity loaded?)", expired);
+        free(w);
+    }
+}
+
 int upstream_post(struct upstream *u, struct event_base *base, const char *path, const char *body,
                   size_t len, upstream_done done, void *arg) {
-    struct call *c = calloc(1, sizeof *c + len);
+    struct lane *l = lane_of(u, base);
+    struct call *c = l ? calloc(1, sizeof *c + len) : NULL;
     if (!c) return -1;
     if (snprintf(c->path, sizeof c->path, "%s%s", u->url.prefix, path) >= (int)sizeof c->path) {
         free(c);
@@ -447,11 +514,20 @@ int upstream_post(struct upstream *u, struct event_base *base, const char *path,
     c->len = len;
     c->u = u;
     c->base = base;
+    c->lane = l;
     c->done = done;
     c->arg = arg;
+    if (l->busy >= UPSTREAM_MAX_BUSY) {
+        clock_gettime(CLOCK_MONOTONIC, &c->queued);
+        if (l->tail) l->tail->next = c;
+        else l->head = c;
+        l->tail = c;
+        return 0;
+    }
     if (call_start(c) != 0) {
         free(c);
         return -1;
     }
+    l->busy++;
     return 0;
 }

@@ -6,7 +6,8 @@
  * every controller call, key rotation picked up without restart, 413/400/
  * 404/405 on the loopback API, 502 when the controller is down, 504 when it
  * is slow, /healthz and /metrics, kept-alive connections to the controller
- * and the one retry when a kept-alive connection dies under a call. */
+ * and the one retry when a kept-alive connection dies under a call, the
+ * bound on calls in flight to the controller. */
 #include <pthread.h>
 #include <arpa/inet.h>
 #include <check.h>
@@ -109,7 +110,7 @@ static void http(int port, const char *method, const char *path, const char *bod
         if (w <= 0) break;              /* the server may close early on an oversized body */
         off += (size_t)w;
     }
-    static char buf[1 << 17];
+    char buf[1 << 17];
     size_t got = 0;
     ssize_t r;
     while ((r = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
@@ -377,11 +378,19 @@ END_TEST
 
 /* ---- a raw keep-alive controller: counts connections, can drop a request ---- */
 
+#define RAW_MAX_CONNS 64
+
 struct raw {
     int fd, port;
-    int connections, requests;
+    int connections, requests, open, max_open;
     int drop_nth;          /* close without answering the nth request on a connection; 0 = never */
-    pthread_t thread;
+    int delay_ms;          /* before each answer */
+    pthread_t thread, conn_threads[RAW_MAX_CONNS];
+};
+
+struct raw_conn {
+    struct raw *w;
+    int fd;
 };
 
 /* Reads one request (headers + Content-Length body) into buf; 0 at EOF. */
@@ -404,28 +413,48 @@ static size_t raw_read_request(int fd, char *buf, size_t size) {
     return got;
 }
 
+/* One connection: answers its requests in order until it closes. */
+static void *raw_serve_conn(void *arg) {
+    struct raw_conn *rc = arg;
+    struct raw *w = rc->w;
+    int open = __atomic_add_fetch(&w->open, 1, __ATOMIC_SEQ_CST), max;
+    while ((max = __atomic_load_n(&w->max_open, __ATOMIC_SEQ_CST)) < open &&
+           !__atomic_compare_exchange_n(&w->max_open, &max, open, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    char buf[8192];
+    for (int n = 1;; n++) {
+        buf[0] = '\0';
+        if (raw_read_request(rc->fd, buf, sizeof buf) == 0 || n == w->drop_nth) break;
+        __atomic_add_fetch(&w->requests, 1, __ATOMIC_SEQ_CST);
+        if (w->delay_ms) usleep((useconds_t)w->delay_ms * 1000);
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 11\r\n\r\n{\"ok\":true}";
+        if (write(rc->fd, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1)) break;
+    }
+    __atomic_sub_fetch(&w->open, 1, __ATOMIC_SEQ_CST);
+    close(rc->fd);
+    free(rc);
+    return NULL;
+}
+
 static void *raw_serve(void *arg) {
     struct raw *w = arg;
     int c;
     while ((c = accept(w->fd, NULL, NULL)) >= 0) {
+        struct raw_conn *rc = malloc(sizeof *rc);
+        ck_assert_ptr_nonnull(rc);
+        *rc = (struct raw_conn){w, c};
+        ck_assert_int_lt(w->connections, RAW_MAX_CONNS);
+        ck_assert_int_eq(pthread_create(&w->conn_threads[w->connections], NULL, raw_serve_conn, rc), 0);
         __atomic_add_fetch(&w->connections, 1, __ATOMIC_SEQ_CST);
-        char buf[8192];
-        for (int n = 1;; n++) {
-            buf[0] = '\0';
-            if (raw_read_request(c, buf, sizeof buf) == 0 || n == w->drop_nth) break;
-            __atomic_add_fetch(&w->requests, 1, __ATOMIC_SEQ_CST);
-            static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                     "Content-Length: 11\r\n\r\n{\"ok\":true}";
-            if (write(c, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1)) break;
-        }
-        close(c);
     }
     return NULL;
 }
 
-static void raw_start(struct raw *w, int drop_nth) {
+static void raw_start(struct raw *w, int drop_nth, int delay_ms) {
     memset(w, 0, sizeof *w);
     w->drop_nth = drop_nth;
+    w->delay_ms = delay_ms;
     w->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -446,6 +475,7 @@ static void raw_stop(struct raw *w) {
     sc = NULL;
     shutdown(w->fd, SHUT_RDWR);           /* wakes accept() */
     pthread_join(w->thread, NULL);
+    for (int i = 0; i < w->connections; i++) pthread_join(w->conn_threads[i], NULL);
     close(w->fd);
 }
 
@@ -453,7 +483,7 @@ static const char peer_body[] = "{\"peer_did\":\"did:mesh:0123456789abcdef012345
 
 START_TEST(controller_connection_kept_alive) {
     struct raw w;
-    raw_start(&w, 0);
+    raw_start(&w, 0, 0);
     struct reply r;
     for (int i = 0; i < 5; i++) {
         post("/v1/challenge", peer_body, &r);
@@ -467,7 +497,7 @@ END_TEST
 
 START_TEST(closed_kept_alive_connection_retried_once) {
     struct raw w;
-    raw_start(&w, 2);                     /* every connection dies at its second request */
+    raw_start(&w, 2, 0);                     /* every connection dies at its second request */
     struct reply r;
     for (int i = 0; i < 3; i++) {
         post("/v1/challenge", peer_body, &r);
@@ -476,6 +506,31 @@ START_TEST(closed_kept_alive_connection_retried_once) {
     raw_stop(&w);
     ck_assert_int_eq(w.requests, 3);
     ck_assert_int_eq(w.connections, 3);   /* calls 2 and 3 each retried once on a fresh one */
+}
+END_TEST
+
+static void *post_challenge(void *arg) {
+    post("/v1/challenge", peer_body, arg);
+    return NULL;
+}
+
+/* 20 calls at once to a controller answering in 100 ms: all answered, over
+ * at most 8 connections (the bound on calls in flight; the rest waited). */
+START_TEST(calls_in_flight_bounded) {
+    struct raw w;
+    raw_start(&w, 0, 100);
+    enum { N = 20 };
+    pthread_t th[N];
+    struct reply *r = calloc(N, sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, post_challenge, &r[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) ck_assert_msg(r[i].status == 200, "call %d: status %d: %s", i, r[i].status, r[i].body);
+    free(r);
+    raw_stop(&w);
+    ck_assert_int_eq(w.requests, N);
+    ck_assert_msg(w.max_open >= 2 && w.max_open <= 8, "%d connections open at once", w.max_open);
+    ck_assert_msg(w.connections <= 8, "%d connections made", w.connections);
 }
 END_TEST
 
@@ -514,6 +569,7 @@ int main(void) {
     tcase_add_test(tc, no_identity_yet);
     tcase_add_test(tc, controller_connection_kept_alive);
     tcase_add_test(tc, closed_kept_alive_connection_retried_once);
+    tcase_add_test(tc, calls_in_flight_bounded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
