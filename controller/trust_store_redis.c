@@ -32,6 +32,9 @@
 
 static const char *const field_names[NFIELDS] = {"d0", "d1", "d2", "d3", "d4", "lp", "w0",
                                                  "w1", "w2", "w3", "w4", "dph", "df"};
+/* The same names as Lua arguments: states are read with HMGET in this order,
+ * so a reply is 13 values by position (no name matching, half the objects of HGETALL). */
+#define FIELDS_LUA "'d0', 'd1', 'd2', 'd3', 'd4', 'lp', 'w0', 'w1', 'w2', 'w3', 'w4', 'dph', 'df'"
 
 /* KEYS[1] state; ARGV did, dim index, value, weight, now_ms. Mirrors trust_apply_signal. */
 #define APPLY_LUA                                                                        \
@@ -47,7 +50,7 @@ static const char *const field_names[NFIELDS] = {"d0", "d1", "d2", "d3", "d4", "
     "  redis.call('HSET', KEYS[1], 'lp', ARGV[5])\n"                                     \
     "end\n"                                                                              \
     "redis.call('PUBLISH', '" UPDATES_CHANNEL "', ARGV[1])\n"                            \
-    "return redis.call('HGETALL', KEYS[1])\n"
+    "return redis.call('HMGET', KEYS[1], " FIELDS_LUA ")\n"
 static const char apply_lua[] = APPLY_LUA;
 
 /* KEYS[1] state, KEYS[2] replay key; ARGV as apply_lua, then the replay TTL
@@ -140,36 +143,37 @@ static void state_key(char *buf, size_t n, const char *did)
     snprintf(buf, n, "agentmesh:trust:%s", did);
 }
 
-/* Fills st from an HGETALL reply: TS_OK, TS_NOT_FOUND (empty), TS_UNAVAILABLE (corrupt). */
+/* Fills st from an HMGET reply of field_names: TS_OK, TS_NOT_FOUND (no
+ * fields: no state), TS_UNAVAILABLE (partial or corrupt). */
 static int parse_state(const redisReply *rep, struct trust_state *st, char *err, size_t errlen)
 {
-    if (rep->type == REDIS_REPLY_NIL || (rep->type == REDIS_REPLY_ARRAY && rep->elements == 0))
+    if (rep->type == REDIS_REPLY_NIL)
         return TS_NOT_FOUND;
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "redis: unexpected reply type %d for a trust state", rep->type);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != NFIELDS) {
+        snprintf(err, errlen, "redis: unexpected reply (type %d) for a trust state", rep->type);
         return TS_UNAVAILABLE;
     }
     double *dst[NFIELDS] = {&st->dims[0], &st->dims[1], &st->dims[2], &st->dims[3], &st->dims[4], NULL,
                             &st->params.weights[0], &st->params.weights[1], &st->params.weights[2],
                             &st->params.weights[3], &st->params.weights[4], &st->params.decay_per_hour,
                             &st->params.decay_floor};
-    unsigned seen = 0;
-    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+    unsigned seen = 0, absent = 0;
+    for (int f = 0; f < NFIELDS; f++) {
+        const redisReply *v = rep->element[f];
+        if (v->type != REDIS_REPLY_STRING) {
+            absent |= 1u << f;
             continue;
-        for (int f = 0; f < NFIELDS; f++) {
-            if (strcmp(k->str, field_names[f]) != 0)
-                continue;
-            char *end;
-            if (f == 5)
-                st->last_positive_ms = strtoll(v->str, &end, 10);
-            else
-                *dst[f] = strtod(v->str, &end);
-            if (end != v->str && *end == '\0')
-                seen |= 1u << f;
         }
+        char *end;
+        if (f == 5)
+            st->last_positive_ms = strtoll(v->str, &end, 10);
+        else
+            *dst[f] = strtod(v->str, &end);
+        if (end != v->str && *end == '\0')
+            seen |= 1u << f;
     }
+    if (absent == (1u << NFIELDS) - 1)
+        return TS_NOT_FOUND;
     if (seen != (1u << NFIELDS) - 1) {
         snprintf(err, errlen, "redis: trust state is missing or has bad fields (mask %#x)", seen);
         return TS_UNAVAILABLE;
@@ -183,8 +187,9 @@ static int rs_get(struct trust_store *s, const char *did, struct trust_state *ou
         return TS_INVALID;
     char key[300];
     state_key(key, sizeof key, did);
-    const char *argv[] = {"HGETALL", key};
-    redisReply *rep = command(R(s), 2, argv, err, errlen);
+    const char *argv[2 + NFIELDS] = {"HMGET", key};
+    memcpy(argv + 2, field_names, sizeof field_names);
+    redisReply *rep = command(R(s), 2 + NFIELDS, argv, err, errlen);
     if (!rep)
         return TS_UNAVAILABLE;
     int rc = parse_state(rep, out, err, errlen);
