@@ -8,13 +8,18 @@
 #   1. saturation: wrk -t1 -c8 (the issue's reference setup) → req/s;
 #   2. fixed rate ≈ 1,000 req/s (10 connections, each pausing 10 ms between
 #      requests with wrk's delay()) → p50 / p99 latency;
-#   3. peak RSS (VmHWM) of the webhook process over both runs.
+#   3. peak RSS (VmHWM) of the webhook process over both runs;
+#   4. CPU per request at saturation (the server's utime+stime over the
+#      requests served): unlike req/s it barely moves when other work
+#      shares the cores, so it compares runs made at different times.
 # When agnhost is available (AGNHOST=path, or the kube-build.sh cache after
 # `hack/kube-build.sh --with-peers`), `agnhost webhook` (/mutating-pods-sidecar)
 # is measured the same way in the same run, side by side.
 #
 # Usage: bench/webhook.sh [seconds per run, default 10]
-# Env: BUILD_DIR (default build-bench, RelWithDebInfo, built here), THREADS (1).
+# Env: BUILD_DIR (default build-bench, RelWithDebInfo, built here), THREADS (1),
+#      SERVER (a bench_webhook_server binary to measure instead, e.g. an older
+#      build for a before/after; then nothing is built).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
@@ -32,8 +37,11 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "webhook.sh: wrk not installed (apt-get install wrk)" >&2; exit 1; }
 # Always (re)build: an up-to-date binary is a no-op, a stale one would measure old code.
-cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j2 --target bench_webhook_server >/dev/null
+if [ -z "${SERVER:-}" ]; then
+  cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD_DIR" -j2 --target bench_webhook_server >/dev/null
+  SERVER=$BUILD_DIR/bench_webhook_server
+fi
 
 # The review: a two-container pod with an init container, in an opted-in namespace.
 cat >"$WORK/review.json" <<'EOF'
@@ -68,13 +76,20 @@ wait_ready() {
   echo "webhook.sh: server did not start:" >&2; cat "$1" >&2; return 1
 }
 
+# cpu_ticks <pid>: user + system CPU of the process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # run <label> <url> <pid>: saturation and fixed-rate runs, then a summary line.
 run() {
   local label=$1 url=$2 pid=$3 sat fixed rps p50 p99 hwm
   export REVIEW_FILE=$WORK/review.json
   # Warm-up (TLS sessions, allocator) so both servers are measured alike.
   PAUSE_MS=0 wrk -t1 -c8 -d2s -s "$WORK/post.lua" "$url" >/dev/null
+  local ticks0 ticks1 cpu
+  ticks0=$(cpu_ticks "$pid")
   sat=$(PAUSE_MS=0 wrk -t1 -c8 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")
+  ticks1=$(cpu_ticks "$pid")
+  cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" '/ requests in /{printf "%.0f", t / hz * 1e6 / $1}' <<<"$sat")
   fixed=$(PAUSE_MS=10 wrk -t1 -c10 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$sat")
   local fixed_rps; fixed_rps=$(awk '/^Requests\/sec/{print $2}' <<<"$fixed")
@@ -82,12 +97,12 @@ run() {
   p99=$(awk '$1=="99%"{print $2}' <<<"$fixed")
   hwm=$(awk '/^VmHWM/{printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
   local non200; non200=$(awk '/^non200/{s+=$2} END{print s+0}' <<<"$sat$fixed")
-  printf '%-10s saturation %10s req/s (p50 %s, p99 %s) | at %s req/s: p50 %s p99 %s | peak RSS %s | non-200 %s\n' \
+  printf '%-10s saturation %10s req/s (p50 %s, p99 %s) | CPU %s us/req | at %s req/s: p50 %s p99 %s | peak RSS %s | non-200 %s\n' \
     "$label" "$rps" "$(awk '$1=="50%"{print $2}' <<<"$sat")" "$(awk '$1=="99%"{print $2}' <<<"$sat")" \
-    "$fixed_rps" "$p50" "$p99" "$hwm" "$non200"
+    "$cpu" "$fixed_rps" "$p50" "$p99" "$hwm" "$non200"
 }
 
-"$BUILD_DIR/bench_webhook_server" --port "$PORT" --threads "$THREADS" --ca-out "$WORK/ca.pem" \
+"$SERVER" --port "$PORT" --threads "$THREADS" --ca-out "$WORK/ca.pem" \
   >"$WORK/agentmesh.log" 2>&1 &
 PIDS+=($!)
 am_pid=$!

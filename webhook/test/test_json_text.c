@@ -22,8 +22,8 @@ START_TEST(same_text_as_jansson) {
         "{}", "[]", "[{}, [], \"\"]", "{\"b\": 1, \"a\": [true, false, null], \"c\": -9223372036854775808}",
         "{\"q\\\"uo\\\\te\": \"tab\\t nl\\n cr\\r ff\\f bs\\b nul\\u0000 esc\\u001b del\\u007f\"}",
         "[\"caf\\u00e9 \\u20ac \\ud83d\\ude00\", \"a/b\", \"<>&'\"]",
-        "{\"op\": \"add\", \"path\": \"/metadata/annotations/agentmesh.io~1injected\","
-        " \"value\": \"{\\\"agent\\\":\\\"alpha\\\"}\"}",
+        ("{\"op\": \"add\", \"path\": \"/metadata/annotations/agentmesh.io~1injected\","
+         " \"value\": \"{\\\"agent\\\":\\\"alpha\\\"}\"}"),
         "[0.5, 1e300, -2.25, 12345678901234]",
     };
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
