@@ -37,7 +37,8 @@ struct pending {
     unsigned long long hash;
     char ns[254];
     time_t at;
-    json_t *event;       /* the core/v1 Event to create */
+    char *event;         /* the core/v1 Event to create, as compact JSON (a tenth of a
+                            jansson tree's memory while a flood fills the queue) */
 };
 
 struct events {
@@ -82,15 +83,18 @@ static void send_one(struct events *ev, struct pending *p) {
         /* the earlier event is gone (expired, deleted): create a fresh one */
     }
     struct kube_result r = {0};
-    if (kube_create(ev->client, &events_gvr, p->ns, p->event, &r) != 0) {
-        log_warn("events", "cannot record event %s in %s: %s", json_str_at(p->event, "reason"), p->ns, r.message);
+    json_t *event = json_loads(p->event, 0, NULL);
+    if (!event || kube_create(ev->client, &events_gvr, p->ns, event, &r) != 0) {
+        log_warn("events", "cannot record event %s in %s: %s", json_str_at(event, "reason"), p->ns,
+                 event ? r.message : "out of memory");
     } else {
         slot->hash = p->hash;
         slot->first = p->at;
         slot->count = 1;
         snprintf(slot->ns, sizeof slot->ns, "%s", p->ns);
-        snprintf(slot->name, sizeof slot->name, "%s", json_str_at(p->event, "metadata.name"));
+        snprintf(slot->name, sizeof slot->name, "%s", json_str_at(event, "metadata.name"));
     }
+    json_decref(event);
     kube_result_free(&r);
 }
 
@@ -105,7 +109,7 @@ static void *sender_main(void *arg) {
         ev->len--;
         pthread_mutex_unlock(&ev->lock);
         send_one(ev, &p);
-        json_decref(p.event);
+        free(p.event);
         pthread_mutex_lock(&ev->lock);
     }
     pthread_mutex_unlock(&ev->lock);
@@ -136,7 +140,7 @@ void events_free(struct events *ev) {
         pthread_mutex_unlock(&ev->lock);
         pthread_join(ev->sender, NULL);
     }
-    for (; ev->len > 0; ev->len--, ev->head = (ev->head + 1) % QUEUE_CAP) json_decref(ev->queue[ev->head].event);
+    for (; ev->len > 0; ev->len--, ev->head = (ev->head + 1) % QUEUE_CAP) free(ev->queue[ev->head].event);
     pthread_cond_destroy(&ev->wake);
     pthread_mutex_destroy(&ev->lock);
     free(ev->component);
@@ -171,12 +175,14 @@ void events_record(struct events *ev, const json_t *obj, const char *type, const
              rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     const char *api_version = json_str_at(obj, "apiVersion");
     const char *kind = json_str_at(obj, "kind");
-    p.event = json_pack(
+    json_t *event = json_pack(
         "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:i, s:s, s:s, s:{s:s}, s:s}",
         "apiVersion", "v1", "kind", "Event", "metadata", "name", evname, "namespace", ns, "involvedObject",
         "apiVersion", api_version ? api_version : "v1", "kind", kind ? kind : "", "name", name, "namespace", ns,
         "uid", uid ? uid : "", "type", type, "reason", reason, "message", message, "count", 1, "firstTimestamp",
         now, "lastTimestamp", now, "source", "component", ev->component, "reportingComponent", ev->component);
+    p.event = event ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(event);
     if (!p.event) return;
     pthread_mutex_lock(&ev->lock);
     int queued = ev->len < QUEUE_CAP && !ev->stopping;
@@ -189,5 +195,5 @@ void events_record(struct events *ev, const json_t *obj, const char *type, const
                  ns, name);
     }
     pthread_mutex_unlock(&ev->lock);
-    if (!queued) json_decref(p.event);
+    if (!queued) free(p.event);
 }
