@@ -69,8 +69,14 @@ int json_set_at(json_t *root, const char *path, json_t *value) {
 json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen) {
     json_error_t e;
     json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
-    if (!v && err && errlen)
+    if (!v && err && errlen) {
         snprintf(err, errlen, "line %d col %d: %s", e.line, e.column, e.text);
+        /* jansson quotes the input near the fault, raw bytes and all: a cut
+         * UTF-8 sequence there would make an error reply that carries this
+         * text invalid JSON itself (found by fuzz/fuzz_sidecar_routes.c). */
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
+    }
     return v;
 }
 

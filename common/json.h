@@ -24,7 +24,8 @@ int json_bool_at(const json_t *root, const char *path, int fallback);
 int json_set_at(json_t *root, const char *path, json_t *value);
 
 /* Parses `len` bytes; on failure returns NULL and writes "line L col C: text"
- * into err. Rejects duplicate keys and non-object/array roots are allowed. */
+ * into err, printable ASCII only (safe to echo in a JSON error reply).
+ * Rejects duplicate keys; any root type is allowed. */
 json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* A new object holding only those of `keys` that `obj` has (absent ones stay

@@ -35,15 +35,6 @@ static int all_chars(const char *s, size_t n, int (*ok)(char)) {
     return 1;
 }
 
-/* jansson's error text quotes the input near the fault, raw bytes and all; a
- * cut UTF-8 sequence there would make the 400 reply itself invalid JSON (the
- * reply would turn into a bare 500). Found by fuzz/fuzz_sidecar_routes.c. */
-static const char *printable(char *s) {
-    for (char *p = s; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
-    return s;
-}
-
 static int is_dimension(const char *s) {
     for (size_t i = 0; s && i < sizeof dimensions / sizeof *dimensions; i++)
         if (strcmp(s, dimensions[i]) == 0) return 1;
@@ -127,7 +118,7 @@ json_t *request_body_parse(const char *body, size_t len, const struct request_fi
     char jerr[JSON_ERROR_TEXT_LENGTH + 40];   /* jansson's whole text and "line L col C: " */
     json_t *obj = json_parse(body, len, jerr, sizeof jerr);
     if (!obj) {
-        snprintf(err, errlen, "body is not valid JSON: %s", printable(jerr));
+        snprintf(err, errlen, "body is not valid JSON: %s", jerr);
         return NULL;
     }
     if (!json_is_object(obj)) {
