@@ -19,6 +19,7 @@
  * the builders stay linear instead of checking every jansson call. */
 struct builder {
     json_t *ops;
+    json_t *add;            /* the string "add", shared by every operation */
     json_t *warnings;
     json_t *rec_env, *rec_containers, *rec_volumes, *rec_labels;  /* the record */
     int oom;
@@ -65,7 +66,7 @@ static json_t *with(json_t *o, const char *key, json_t *v) {
 
 /* Appends {"op":"add","path":path,"value":value}; steals value. */
 static void op_add(struct builder *b, const char *path, json_t *value) {
-    json_t *op = with(with(with(json_object(), "op", json_string_nocheck("add")), "path",
+    json_t *op = with(with(with(json_object(), "op", json_incref(b->add)), "path",
                            json_string(path)),
                       "value", value);
     if (!op) b->oom = 1;
@@ -475,9 +476,9 @@ int inject_pod(const struct inject_input *in, const struct inject_options *o,
                struct inject_result *out) {
     struct builder b = {.ops = json_array(), .warnings = json_array(), .rec_env = json_array(),
                         .rec_containers = json_array(), .rec_volumes = json_array(),
-                        .rec_labels = json_array()};
+                        .rec_labels = json_array(), .add = json_string("add")};
     b.oom = !b.ops || !b.warnings || !b.rec_env || !b.rec_containers || !b.rec_volumes ||
-            !b.rec_labels;
+            !b.rec_labels || !b.add;
     memset(out, 0, sizeof *out);
     if (!b.oom) {
         out->skip = inject_precheck(in, o);
@@ -491,6 +492,7 @@ int inject_pod(const struct inject_input *in, const struct inject_options *o,
     json_decref(b.rec_containers);
     json_decref(b.rec_volumes);
     json_decref(b.rec_labels);
+    json_decref(b.add);
     out->patch = b.ops;
     out->warnings = b.warnings;
     if (b.oom) {
