@@ -481,14 +481,18 @@ int informer_replace(struct informer *inf, const json_t *list)
     inf->cache = fresh;
     inf->index = fresh_index;
     set_rv_locked(inf, json_str_at(list, "metadata.resourceVersion"));
-    inf->synced = 1;
-    pthread_cond_broadcast(&inf->cond);
     pthread_mutex_unlock(&inf->mu);
 
     /* `fresh` is only changed by writers, and we are the writer: safe to walk unlocked */
     struct diff gone = {inf, fresh}, added = {inf, old};
     strmap_foreach(old, report_vanished, &gone);
     strmap_foreach(fresh, report_new_or_changed, &added);
+    /* synced only once the handlers have seen the list: a caller that waits
+     * for sync (readiness, tests) then finds every object already handled */
+    pthread_mutex_lock(&inf->mu);
+    inf->synced = 1;
+    pthread_cond_broadcast(&inf->cond);
+    pthread_mutex_unlock(&inf->mu);
     pthread_mutex_unlock(&inf->dispatch_mu);
     log_debug("informer", "resource=%s relisted: %zu objects (was %zu)", inf->what,
               strmap_count(fresh), strmap_count(old));

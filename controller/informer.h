@@ -71,7 +71,8 @@ int informer_start(struct informer *inf);
 /* Asks the thread to stop and joins it (the stream notices within ~1 s). */
 void informer_stop(struct informer *inf);
 
-/* Non-zero once the first list has been applied to the cache. */
+/* Non-zero once the first list has been applied to the cache and its
+ * objects passed to the handlers. */
 int informer_has_synced(struct informer *inf);
 /* Waits until synced or `timeout` seconds passed; 1 if synced, else 0. */
 int informer_wait_synced(struct informer *inf, double timeout);

@@ -33,7 +33,11 @@
 #define TOKEN_TTL_SECONDS 60        /* bound tokens rotate: re-read at least this often */
 #define CONNECT_TIMEOUT_SECONDS 5L
 #define REQUEST_TIMEOUT_SECONDS 30L
-#define STREAM_LOW_SPEED_SECONDS 90L   /* watches send bookmarks well within this */
+/* A watch asks the server to end it within 5-10 min (kube_watch.c), and
+ * TCP keepalive (below) finds a dead peer; this only cuts a stream from a
+ * live but hung server, so it must outlast the longest quiet watch: a 1.20
+ * API server sends no bookmark to an idle watch (90 s cut every idle watch). */
+#define STREAM_LOW_SPEED_SECONDS 630L
 #define SNIPPET_MAX 200
 #define URL_MAX 8192
 #define USER_AGENT "agentmesh-operator/0.1"
