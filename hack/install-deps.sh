@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   # libraries
   libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev libsodium-dev
-  libpq-dev libhiredis-dev libevent-dev check
+  libpq-dev libhiredis-dev libevent-dev check libzstd-dev
   # local control plane (kube-apiserver built from Debian's source package)
   golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev
   dpkg-dev openssl curl
