@@ -443,8 +443,11 @@ void httpd_reply(struct httpd_req *r, int code, const char *content_type, const 
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     evhttp_send_reply(r->ev, code, NULL, buf);
     /* evhttp queues the head and the body as two chains, and OpenSSL would
-     * make each a TLS record and a write(2); one chain goes out as one. */
-    if (bev) evbuffer_pullup(bufferevent_get_output(bev), -1);
+     * make each a TLS record and a write(2); one chain goes out as one. The
+     * write itself happens later in the loop, so the connection is still
+     * there. Big replies (several records anyway) are not copied again. */
+    struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+    if (out && evbuffer_get_length(out) <= 16384) evbuffer_pullup(out, -1);
     evbuffer_free(buf);
     req_free(r);
 }
