@@ -30,7 +30,7 @@
 #include "controller/cache_codec.h"
 #include "controller/strmap.h"
 
-#define LIST_PAGE 500
+#define LIST_PAGE 100   /* objects per list page: bounds a relist's transient memory */
 
 struct informer {
     struct kube_client *c;
@@ -409,12 +409,9 @@ void informer_apply_event(struct informer *inf, enum kube_event_type type, json_
     pthread_mutex_unlock(&inf->dispatch_mu);
 }
 
-/* Builds the new cache from a list's items. NULL on allocation failure. */
-static struct strmap *map_of_items(struct informer *inf, const json_t *items)
+/* Adds a list page's items to `m` (a cache being built). 0, or -1 when out of memory. */
+static int add_items(struct informer *inf, struct strmap *m, const json_t *items)
 {
-    struct strmap *m = strmap_new();
-    if (!m)
-        return NULL;
     size_t i;
     json_t *item;
     json_array_foreach(items, i, item) {
@@ -432,12 +429,11 @@ static struct strmap *map_of_items(struct informer *inf, const json_t *items)
         void *old = NULL;
         if (strmap_put(m, key, p, &old) != 0) {
             packed_unref(p);
-            strmap_free(m, unref_value);
-            return NULL;
+            return -1;
         }
         packed_unref(old);
     }
-    return m;
+    return 0;
 }
 
 /* Diff pass 1: everything in the old cache missing from the new list. */
@@ -472,18 +468,13 @@ static int report_new_or_changed(const char *key, void *val, void *arg)
     return 0;
 }
 
-int informer_replace(struct informer *inf, const json_t *list)
+/* Makes `fresh` (built by add_items, owned from here) the cache as of
+ * resourceVersion `rv`, reports the differences and marks the informer
+ * synced. The caller holds dispatch_mu. 0, or -1 when out of memory. */
+static int commit_list(struct informer *inf, struct strmap *fresh, const char *rv)
 {
-    const json_t *items = json_object_get(list, "items");
-    if (!json_is_array(items)) {
-        log_error("informer", "resource=%s list reply has no \"items\" array", inf->what);
-        return -1;
-    }
-    pthread_mutex_lock(&inf->dispatch_mu);
-    struct strmap *fresh = map_of_items(inf, items);
-    struct strmap *fresh_index = fresh ? build_index(inf, fresh) : NULL;
-    if (!fresh || (inf->o.index_key && !fresh_index)) {
-        pthread_mutex_unlock(&inf->dispatch_mu);
+    struct strmap *fresh_index = build_index(inf, fresh);
+    if (inf->o.index_key && !fresh_index) {
         strmap_free(fresh, unref_value);
         log_error("informer", "resource=%s out of memory building the cache", inf->what);
         return -1;
@@ -492,7 +483,7 @@ int informer_replace(struct informer *inf, const json_t *list)
     struct strmap *old = inf->cache, *old_index = inf->index;
     inf->cache = fresh;
     inf->index = fresh_index;
-    set_rv_locked(inf, json_str_at(list, "metadata.resourceVersion"));
+    set_rv_locked(inf, rv);
     pthread_mutex_unlock(&inf->mu);
 
     /* `fresh` is only changed by writers, and we are the writer: safe to walk unlocked */
@@ -505,12 +496,31 @@ int informer_replace(struct informer *inf, const json_t *list)
     inf->synced = 1;
     pthread_cond_broadcast(&inf->cond);
     pthread_mutex_unlock(&inf->mu);
-    pthread_mutex_unlock(&inf->dispatch_mu);
     log_debug("informer", "resource=%s relisted: %zu objects (was %zu)", inf->what,
               strmap_count(fresh), strmap_count(old));
     strmap_free(old, unref_value);
     strmap_free(old_index, keyset_free);
     return 0;
+}
+
+int informer_replace(struct informer *inf, const json_t *list)
+{
+    const json_t *items = json_object_get(list, "items");
+    if (!json_is_array(items)) {
+        log_error("informer", "resource=%s list reply has no \"items\" array", inf->what);
+        return -1;
+    }
+    pthread_mutex_lock(&inf->dispatch_mu);
+    struct strmap *fresh = strmap_new();
+    int rc = fresh && add_items(inf, fresh, items) == 0 ? 0 : -1;
+    if (rc == 0)
+        rc = commit_list(inf, fresh, json_str_at(list, "metadata.resourceVersion"));
+    else {
+        strmap_free(fresh, unref_value);
+        log_error("informer", "resource=%s out of memory building the cache", inf->what);
+    }
+    pthread_mutex_unlock(&inf->dispatch_mu);
+    return rc;
 }
 
 /* A snapshot of cached texts, each referenced, taken under the lock so the
@@ -684,7 +694,29 @@ void informer_resource_version(struct informer *inf, char *buf, size_t buflen)
     pthread_mutex_unlock(&inf->mu);
 }
 
-/* kube_watch relist handler: every page (limit 500) into the cache. */
+/* A relist in progress: the cache being built, page by page. */
+struct relist_state {
+    struct informer *inf;
+    struct strmap *fresh;
+    char rv[64];                  /* the first page's: the list's snapshot */
+};
+
+static int add_page(json_t *page, void *arg)
+{
+    struct relist_state *st = arg;
+    const char *rv = json_str_at(page, "metadata.resourceVersion");
+    if (!st->rv[0] && rv)
+        snprintf(st->rv, sizeof(st->rv), "%s", rv);
+    const json_t *items = json_object_get(page, "items");
+    if (!json_is_array(items)) {
+        log_error("informer", "resource=%s list page has no \"items\" array", st->inf->what);
+        return -1;
+    }
+    return add_items(st->inf, st->fresh, items);
+}
+
+/* kube_watch relist handler: the list, one page (LIST_PAGE objects) in
+ * memory at a time, into a new cache that then replaces the old one. */
 static int relist(void *arg, char *rv, size_t rvlen)
 {
     struct informer *inf = arg;
@@ -693,16 +725,19 @@ static int relist(void *arg, char *rv, size_t rvlen)
         .field_selector = inf->field_selector,
         .limit = LIST_PAGE,
     };
+    struct relist_state st = {.inf = inf, .fresh = strmap_new()};
     struct kube_result res = {0};
-    int rc = kube_list_all(inf->c, &inf->o.gvr, inf->ns, &lo, &res);
+    pthread_mutex_lock(&inf->dispatch_mu);
+    int rc = st.fresh ? kube_list_pages(inf->c, &inf->o.gvr, inf->ns, &lo, add_page, &st, &res) : -1;
     if (rc != 0) {
         log_warn("informer", "resource=%s list failed: status=%d reason=%s msg=\"%s\"", inf->what,
-                 res.status, res.reason, res.message);
+                 res.status, res.reason, st.fresh ? res.message : "out of memory");
+        strmap_free(st.fresh, unref_value);
     } else {
-        rc = informer_replace(inf, res.body);
-        const char *list_rv = json_str_at(res.body, "metadata.resourceVersion");
-        snprintf(rv, rvlen, "%s", rc == 0 && list_rv ? list_rv : "");
+        rc = commit_list(inf, st.fresh, st.rv);
     }
+    pthread_mutex_unlock(&inf->dispatch_mu);
+    snprintf(rv, rvlen, "%s", rc == 0 ? st.rv : "");
     kube_result_free(&res);
     return rc;
 }

@@ -631,44 +631,27 @@ static char *dup_continue(const json_t *body) {
     return t && *t ? strdup(t) : NULL;
 }
 
-int kube_list_all(struct kube_client *c, const struct kube_gvr *gvr, const char *ns,
-                  const struct kube_list_opts *opts, struct kube_result *out) {
+int kube_list_pages(struct kube_client *c, const struct kube_gvr *gvr, const char *ns,
+                    const struct kube_list_opts *opts, kube_page_fn on_page, void *arg,
+                    struct kube_result *out) {
     struct kube_list_opts o = {0};
     if (opts) o = *opts;
-    if (kube_list(c, gvr, ns, &o, out) != 0) return -1;
-    json_t *items = json_object_get(out->body, "items");
-    if (!json_is_array(items)) {
-        items = json_array();
-        if (!items || json_object_set_new(out->body, "items", items) != 0) {
-            kube_result_free(out);
-            return invalid(out, "list: out of memory");
-        }
-    }
-    char *cont = dup_continue(out->body);
-    o.resource_version = NULL;   /* the server rejects it together with continue */
-    while (cont) {
-        struct kube_result page;
-        o.continue_token = cont;
-        int rc = kube_list(c, gvr, ns, &o, &page);
+    char *cont = NULL;
+    for (;;) {
+        int rc = kube_list(c, gvr, ns, &o, out);   /* a 410 here: the continue token expired */
         free(cont);
-        if (rc != 0) {   /* e.g. 410 Gone: the continue token expired, relist */
+        if (rc != 0) return -1;
+        cont = dup_continue(out->body);
+        if (on_page(out->body, arg) != 0) {
+            free(cont);
             kube_result_free(out);
-            *out = page;
-            return -1;
+            return invalid(out, "list: a page could not be handled");
         }
-        json_t *more = json_object_get(page.body, "items");
-        if (json_is_array(more) && json_array_extend(items, more) != 0) {
-            kube_result_free(&page);
-            kube_result_free(out);
-            return invalid(out, "list: out of memory");
-        }
-        cont = dup_continue(page.body);
-        kube_result_free(&page);
+        if (!cont) return 0;
+        kube_result_free(out);
+        o.continue_token = cont;
+        o.resource_version = NULL;   /* the server rejects it together with continue */
     }
-    json_t *meta = json_object_get(out->body, "metadata");
-    json_object_del(meta, "continue");
-    json_object_del(meta, "remainingItemCount");
-    return 0;
 }
 
 int kube_create(struct kube_client *c, const struct kube_gvr *gvr, const char *ns, const json_t *obj,

@@ -85,13 +85,20 @@ struct kube_list_opts {
  * NULL or "status". Every verb fills `out` and returns 0 on 2xx, -1 otherwise. */
 int kube_get(struct kube_client *c, const struct kube_gvr *gvr, const char *ns, const char *name,
              const char *subresource, struct kube_result *out);
-/* One page. For every page use kube_list_all. */
+/* One page. For every page use kube_list_pages. */
 int kube_list(struct kube_client *c, const struct kube_gvr *gvr, const char *ns,
               const struct kube_list_opts *opts, struct kube_result *out);
-/* Follows `continue` until done; out->body is a List whose "items" hold all
- * items and whose metadata.resourceVersion is the first page's. */
-int kube_list_all(struct kube_client *c, const struct kube_gvr *gvr, const char *ns,
-                  const struct kube_list_opts *opts, struct kube_result *out);
+/* Lists page by page (opts->limit per page), following `continue`, and
+ * hands each page's List body to on_page (which may take its items apart)
+ * before fetching the next, so only one page is ever in memory. A non-zero
+ * return from on_page stops the walk. The first page's
+ * metadata.resourceVersion is the list's: later pages are read from that
+ * snapshot. 0: out holds the last page. -1: out holds the failing reply
+ * (e.g. 410 when the continue token expired: list again). */
+typedef int (*kube_page_fn)(json_t *page, void *arg);
+int kube_list_pages(struct kube_client *c, const struct kube_gvr *gvr, const char *ns,
+                    const struct kube_list_opts *opts, kube_page_fn on_page, void *arg,
+                    struct kube_result *out);
 int kube_create(struct kube_client *c, const struct kube_gvr *gvr, const char *ns, const json_t *obj,
                 struct kube_result *out);
 /* PUT; on "status" subresource this is UpdateStatus. */
