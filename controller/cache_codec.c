@@ -19,7 +19,8 @@
 #include "common/log.h"
 
 #define LEVEL 3
-#define TYPICAL_OBJECT 4096          /* sizes the match tables */
+#define TYPICAL_OBJECT 4096          /* sizes the window */
+#define TABLE_LOG 10                 /* match tables of 2^10 entries */
 #define DECODED_MAX (64u << 20)      /* no cached object is near this */
 
 struct cache_codec {
@@ -77,7 +78,11 @@ static int ensure_dictionary(struct cache_codec *cc, size_t n)
 {
     pthread_mutex_lock(&cc->dict_lock);
     if (!cc->cdict) {
+        /* level 3's search, with match tables sized for a few KiB of
+         * dictionary + object (the defaults would spend ~115 KiB per informer) */
         ZSTD_compressionParameters cp = ZSTD_getCParams(LEVEL, TYPICAL_OBJECT, n);
+        cp.hashLog = cp.hashLog > TABLE_LOG ? TABLE_LOG : cp.hashLog;
+        cp.chainLog = cp.chainLog > TABLE_LOG ? TABLE_LOG : cp.chainLog;
         cc->cdict = ZSTD_createCDict_advanced(cc->text, n, ZSTD_dlm_byCopy, ZSTD_dct_rawContent, cp,
                                               ZSTD_defaultCMem);
         cc->ddict = ZSTD_createDDict_advanced(cc->text, n, ZSTD_dlm_byCopy, ZSTD_dct_rawContent,
