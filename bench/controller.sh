@@ -21,7 +21,14 @@ OPNS=bench-op-$$
 WORK=$(mktemp -d)
 kc() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
 rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; kc delete ns "$NS" "$OPNS" --wait=false >/dev/null 2>&1; rm -rf "$WORK"; }
+# The agents carry our finalizer: delete them while the controller still runs
+# (or the namespace stays Terminating and the next run's "idle" controller
+# starts by cleaning up this run's agents).
+cleanup() {
+  kc -n "$NS" delete agid --all --timeout=180s >/dev/null 2>&1
+  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null
+  kc delete ns "$NS" "$OPNS" --wait=false >/dev/null 2>&1; rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 kc apply -f "$root/crds/" >/dev/null
