@@ -25,7 +25,8 @@ rss_mib() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 # (or the namespace stays Terminating and the next run's "idle" controller
 # starts by cleaning up this run's agents).
 cleanup() {
-  kc -n "$NS" delete agid --all --timeout=180s >/dev/null 2>&1
+  set +e   # a slow delete must not abort the rest of the cleanup
+  kc -n "$NS" delete agid --all --timeout=300s >/dev/null 2>&1
   [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null
   kc delete ns "$NS" "$OPNS" --wait=false >/dev/null 2>&1; rm -rf "$WORK"
 }
