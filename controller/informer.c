@@ -291,17 +291,36 @@ int informer_split_key(const char *key, char *ns, size_t nslen, char *name, size
 
 /* The object as it will be cached: a private copy run through the
  * transform (the copy keeps the caller's object untouched), or a plain new
- * reference without a transform. NULL = leave it out of the cache. */
-static json_t *cacheable(struct informer *inf, json_t *obj)
+ * reference without a transform; list items (`list` non-NULL) also get
+ * their type. NULL = leave it out of the cache. */
+/* Gives list items the apiVersion and kind the API server leaves out of
+ * them ("ServiceAccountList" items are ServiceAccounts), so a cached object
+ * looks the same whether it came from a list or a watch event — reconcilers
+ * compare rendered objects, kind included, with the cache. */
+static void set_item_type(json_t *item, const json_t *list)
 {
-    if (!inf->o.transform)
+    const char *list_kind = json_str_at(list, "kind"), *api_version = json_str_at(list, "apiVersion");
+    size_t n = list_kind ? strlen(list_kind) : 0;
+    if (!json_object_get(item, "kind") && n > 4 && strcmp(list_kind + n - 4, "List") == 0)
+        json_object_set_new(item, "kind", json_stringn(list_kind, n - 4));
+    if (!json_object_get(item, "apiVersion") && api_version)
+        json_object_set_new(item, "apiVersion", json_string(api_version));
+}
+
+static json_t *cacheable(struct informer *inf, json_t *obj, const json_t *list)
+{
+    int typeless = list && (!json_object_get(obj, "kind") || !json_object_get(obj, "apiVersion"));
+    if (!inf->o.transform && !typeless)
         return json_incref(obj);
-    json_t *copy = json_deep_copy(obj);
+    /* a shallow copy suffices to add top-level keys; a transform may edit deeper */
+    json_t *copy = inf->o.transform ? json_deep_copy(obj) : json_copy(obj);
     if (!copy) {
         log_error("informer", "resource=%s out of memory copying an object", inf->what);
         return NULL;
     }
-    return inf->o.transform(copy, inf->o.transform_arg);
+    if (typeless)
+        set_item_type(copy, list);
+    return inf->o.transform ? inf->o.transform(copy, inf->o.transform_arg) : copy;
 }
 
 static const char *rv_of(const json_t *obj)
@@ -387,7 +406,7 @@ void informer_apply_event(struct informer *inf, enum kube_event_type type, json_
     set_rv_locked(inf, rv_of(obj));
     pthread_mutex_unlock(&inf->mu);
 
-    json_t *obj_new = type == KUBE_EVENT_DELETED ? NULL : cacheable(inf, obj);
+    json_t *obj_new = type == KUBE_EVENT_DELETED ? NULL : cacheable(inf, obj, NULL);
     struct packed *p = obj_new ? pack(inf, obj_new) : NULL;
     struct packed *old = NULL;
     if (!p) {
@@ -410,18 +429,18 @@ void informer_apply_event(struct informer *inf, enum kube_event_type type, json_
 }
 
 /* Adds a list page's items to `m` (a cache being built). 0, or -1 when out of memory. */
-static int add_items(struct informer *inf, struct strmap *m, const json_t *items)
+static int add_items(struct informer *inf, struct strmap *m, const json_t *list)
 {
     size_t i;
     json_t *item;
-    json_array_foreach(items, i, item) {
+    json_array_foreach(json_object_get(list, "items"), i, item) {
         char key[512];
         if (informer_key(item, key, sizeof(key)) != 0) {
             log_warn("informer", "resource=%s list item %zu has no usable metadata.name, ignored",
                      inf->what, i);
             continue;
         }
-        json_t *obj = cacheable(inf, item);
+        json_t *obj = cacheable(inf, item, list);
         struct packed *p = obj ? pack(inf, obj) : NULL;
         json_decref(obj);
         if (!p)
@@ -512,7 +531,7 @@ int informer_replace(struct informer *inf, const json_t *list)
     }
     pthread_mutex_lock(&inf->dispatch_mu);
     struct strmap *fresh = strmap_new();
-    int rc = fresh && add_items(inf, fresh, items) == 0 ? 0 : -1;
+    int rc = fresh && add_items(inf, fresh, list) == 0 ? 0 : -1;
     if (rc == 0)
         rc = commit_list(inf, fresh, json_str_at(list, "metadata.resourceVersion"));
     else {
@@ -712,7 +731,7 @@ static int add_page(json_t *page, void *arg)
         log_error("informer", "resource=%s list page has no \"items\" array", st->inf->what);
         return -1;
     }
-    return add_items(st->inf, st->fresh, items);
+    return add_items(st->inf, st->fresh, page);
 }
 
 /* kube_watch relist handler: the list, one page (LIST_PAGE objects) in

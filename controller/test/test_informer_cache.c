@@ -200,6 +200,26 @@ START_TEST(relist_diff)
     ck_assert_uint_eq(json_array_size(snap), 3);
     json_decref(snap);
 
+    /* list items come without apiVersion/kind; cached, they have the list's */
+    json_t *bare = cm("ns", "e", "9");
+    json_object_del(bare, "kind");
+    json_object_del(bare, "apiVersion");
+    json_t *l4 = json_pack("{s:s, s:s, s:{s:s}, s:[O]}", "apiVersion", "v1", "kind", "ConfigMapList", "metadata",
+                           "resourceVersion", "201", "items", bare);
+    r.n = 0;
+    ck_assert_int_eq(informer_replace(inf, l4), 0);
+    ck_assert_ptr_null(json_object_get(bare, "kind"));            /* the caller's list is untouched */
+    json_decref(l4);
+    json_decref(bare);
+    json_t *typed = informer_get(inf, "ns/e");
+    ck_assert_str_eq(json_str_at(typed, "kind"), "ConfigMap");
+    ck_assert_str_eq(json_str_at(typed, "apiVersion"), "v1");
+    json_decref(typed);
+    /* back to a, b, d for the checks below */
+    json_t *l5 = list_of("202", json_pack("[o,o,o]", cm("ns", "a", "1"), cm("ns", "b", "7"), cm("ns", "d", "8")));
+    ck_assert_int_eq(informer_replace(inf, l5), 0);
+    json_decref(l5);
+
     /* an empty list deletes everything */
     r.n = 0;
     json_t *l3 = list_of("300", json_array());
