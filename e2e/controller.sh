@@ -215,7 +215,8 @@ check "one request rotates once" test "$(kc -n "$NS" get events --field-selector
 
 # --- steady state: a reconcile of an agent that is already right writes nothing ------------
 # Counted from the debug log, for this test's namespace only (Events are courtesy, not state).
-writes() { grep -E "(POST|PUT|PATCH|DELETE) /[^ ]*/namespaces/$NS/" "$WORK/a.log" | grep -cv '/events'; }
+# writes [replica]: its log's writes (replica a unless named).
+writes() { grep -E "(POST|PUT|PATCH|DELETE) /[^ ]*/namespaces/$NS/" "$WORK/${1:-a}.log" | grep -cv '/events'; }
 sleep 3
 w0=$(writes)
 kc -n "$NS" annotate agid --all e2e/poke=1 --overwrite >/dev/null   # every agent reconciles again
@@ -282,6 +283,13 @@ check "the standby takes over within 5 s" wait_for 5 is_leader 19191
 kc -n "$NS" annotate sa agent-alpha --overwrite eks.amazonaws.com/role-arn=tampered >/dev/null
 alpha_restored() { [ "$(field sa agent-alpha '{.metadata.annotations.eks\.amazonaws\.com/role-arn}')" = arn:aws:iam::123456789012:role/agentmesh/alpha-v2 ]; }
 check "the new leader reconciles" wait_for 30 alpha_restored
+# its caches came from a list (items carry no kind), the first replica's from watch events
+sleep 3
+w0=$(writes b)
+kc -n "$NS" annotate agid --all e2e/poke=2 --overwrite >/dev/null
+sleep 5
+w1=$(writes b)
+check "the new leader's no-op reconciles write nothing either (writes before/after: $w0/$w1)" test "$w0" = "$w1"
 
 # --- kill -9: no release, the standby waits out the lease (15 s) -----------------------------
 start_controller c 19192
