@@ -35,7 +35,7 @@ kc() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
 stop_pids() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
 cleanup() { stop_pids; kc delete ns "$NS" "$OPNS" --wait=false >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/../e2e/checks.sh"   # free_port
 wait_for() { local n=$1; shift; for _ in $(seq 1 $((n * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 kib() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }
 

@@ -6,6 +6,7 @@
 #   check MSG CMD...        runs CMD: ok MSG if it succeeds, else bad MSG
 #   fail MSG                bad MSG, then exit (the test cannot go on)
 #   wait_for SECS CMD...    polls CMD every 0.5 s; 0 once it succeeds, 1 on timeout
+#   free_port               prints a free TCP port on 127.0.0.1
 
 PASSED=0
 FAILED=0
@@ -30,3 +31,6 @@ wait_for() {
     sleep 0.5
   done
 }
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on now (the kernel picks it).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -41,7 +41,6 @@ finish() {
 }
 trap finish EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 API=$(free_port) HOOK=$(free_port) OPS=$(free_port)
 
 # --- the controller, as in production: least privilege, TLS on both listeners ----------

@@ -65,14 +65,6 @@ else
   grep -E '^(agentmesh-|  archive)' "$work/images.log" | sed 's/^/# /'
 fi
 
-# free_port: a TCP port nobody listens on (the chroot shares our network).
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-  done
-}
 
 # blobs_match LAYOUT: every blob's sha256 is its file name.
 blobs_match() {

@@ -34,8 +34,6 @@ stop_all() {
 }
 trap 'rc=$?; stop_all; (exit $rc); _e2e_exit' EXIT
 
-# A free TCP port on 127.0.0.1 (the kernel picks; nothing holds it after).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 API=$(free_port) OPS=$(free_port)
 
 kc apply -f "$E2E_ROOT/crds/" >/dev/null || fail "cannot apply CRDs"
