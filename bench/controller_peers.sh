@@ -210,6 +210,7 @@ watch: $(tail -n 3 "$WORK/watch.log" "$WORK/watch.err" 2>&1)
 controller log: $(tail -n 20 "$WORK/ctl.log")"
     echo "$line" >>"$WORK/watch.log"
     IFS='|' read -r name phase og gen <<<"$line"
+    [ -n "$name" ] || continue   # blank line (e.g. the initial list's own record)
     if [ "$phase" = Active ] && [ -n "$og" ] && [ "$og" = "$gen" ]; then
       [ -n "${ready[$name]:-}" ] || { ready[$name]=1; c=$((c + 1)); }
     elif [ -n "${ready[$name]:-}" ]; then
