@@ -711,6 +711,45 @@ static void forget_agent(struct controller *c, const char *ns, const char *name,
     pthread_mutex_unlock(&c->throttle_lock);
 }
 
+int agent_refresh(struct controller *c, const char *key, double *requeue_after) {
+    char ns[AGENT_NS_MAX], name[AGENT_NAME_MAX];
+    *requeue_after = 0;
+    if (informer_split_key(key, ns, sizeof ns, name, sizeof name) != 0) return 0;
+    json_t *agid = informer_get(c->agents, key);
+    char did[ID_DID_BUFSZ];
+    if (!agid || json_at(agid, "metadata.deletionTimestamp")) {
+        /* the leader removes it from the shared store; here only the registry entry goes */
+        if (agent_registry_did_of(c->registry, ns, name, did) == 0) agent_registry_remove(c->registry, did);
+        json_decref(agid);
+        return 0;
+    }
+    struct agent_view v;
+    memset(&v, 0, sizeof v);
+    v.ns = ns;
+    v.name = name;
+    v.agid = agid;
+    v.conditions = json_array();
+    struct trust_policy eff;
+    char err[256];
+    if (controller_effective_policy(c, agid, &eff, err, sizeof err) != 0) trust_policy_init_default(&eff);
+    json_t *secret = agent_secret_name(name, v.secret_name, sizeof v.secret_name) == 0
+                         ? informer_get_by_name(c->secrets, ns, v.secret_name)
+                         : NULL;
+    /* no key yet: the leader makes it, and the Secret's event brings us back */
+    if (secret && identity_public_from_secret(secret, &v) == 0) {
+        evaluate_trust(c, &v, &eff);
+        enforce(&v, &eff);
+        publish(c, &v, &eff);
+        if (v.have_score) *requeue_after = 3600;   /* decay moves the phase by whole hours */
+    }
+    json_decref(secret);
+    trust_policy_free(&eff);
+    identity_wipe(&v.id);
+    json_decref(v.conditions);
+    json_decref(agid);
+    return 0;
+}
+
 int agent_reconcile(struct controller *c, const char *key, double *requeue_after) {
     char ns[AGENT_NS_MAX], name[AGENT_NAME_MAX];
     *requeue_after = 0;

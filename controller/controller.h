@@ -37,11 +37,17 @@ struct controller {
     double status_min_interval;      /* non-tier score changes reach status at most this often (10 s) */
     pthread_mutex_t throttle_lock;
     struct strmap *last_status_write; /* "ns/name" -> double * (monotonic seconds) */
+    int leading;                     /* set (atomically) once this replica holds the Lease */
 };
 
 /* Reconciles one AgentIdentity ("ns/name"). 0 on success (with
  * *requeue_after > 0 when it wants another look later), -1 to retry with backoff. */
 int agent_reconcile(struct controller *c, const char *key, double *requeue_after);
+/* A standby's share of it: refreshes only this replica's agent registry
+ * entry (key, phase, capabilities, scoring) from the caches and the trust
+ * store and writes nothing to the API server, so every replica's trust API
+ * knows every agent, not just the leader's. Same contract. */
+int agent_refresh(struct controller *c, const char *key, double *requeue_after);
 /* Reconciles one TrustPolicy: validates it, counts matched agents, writes status. */
 int policy_reconcile(struct controller *c, const char *key, double *requeue_after);
 

@@ -335,7 +335,7 @@ int main(int argc, char **argv) {
         struct leader_options lo = {.client = client, .namespace = ns, .name = cfg.leader_election_id,
                                     .identity = id, .on_started = on_started_leading,
                                     .on_stopped = on_stopped_leading, .arg = mgr};
-        if (!(leader = leader_start(&lo))) {
+        if (manager_start_standby(mgr) != 0 || !(leader = leader_start(&lo))) {
             snprintf(err, sizeof err, "cannot start leader election");
             goto out;
         }

@@ -230,6 +230,13 @@ int manager_synced(struct manager *m) {
            informer_has_synced(m->c.netpols) && informer_has_synced(m->c.pods);
 }
 
+/* An AgentIdentity worker's step: the full reconcile once this replica
+ * leads, the registry refresh until then. */
+static int agent_step(struct controller *c, const char *key, double *requeue_after) {
+    return __atomic_load_n(&c->leading, __ATOMIC_ACQUIRE) ? agent_reconcile(c, key, requeue_after)
+                                                         : agent_refresh(c, key, requeue_after);
+}
+
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     struct controller *c = &w->m->c;
@@ -252,17 +259,30 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int manager_start_workers(struct manager *m) {
-    for (int i = 0; i <= m->nworkers; i++) {
+/* Starts workers up to index `last` (the TrustPolicy worker is the last one). */
+static int start_workers_up_to(struct manager *m, int last) {
+    for (int i = m->running_workers; i <= last; i++) {
         struct worker *w = &m->workers[i];
         w->m = m;
         int policy = i == m->nworkers;
         w->queue = policy ? m->c.policy_queue : m->c.agent_queue;
         w->controller_name = policy ? "trustpolicy" : "agentidentity";
-        w->reconcile = policy ? policy_reconcile : agent_reconcile;
+        w->reconcile = policy ? policy_reconcile : agent_step;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) return -1;
         m->running_workers++;
     }
+    return 0;
+}
+
+int manager_start_standby(struct manager *m) {
+    if (start_workers_up_to(m, 0) != 0) return -1;
+    log_info(LOG, "standby: 1 worker keeps this replica's agent registry current");
+    return 0;
+}
+
+int manager_start_workers(struct manager *m) {
+    __atomic_store_n(&m->c.leading, 1, __ATOMIC_RELEASE);
+    if (start_workers_up_to(m, m->nworkers) != 0) return -1;
     /* Everything the informers delivered before we led is queued already; requeue all to be sure. */
     if (informer_foreach(m->c.agents, enqueue_visit, m->c.agent_queue) != 0 ||
         informer_foreach(m->c.policies, enqueue_visit, m->c.policy_queue) != 0)

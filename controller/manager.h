@@ -27,6 +27,11 @@ int manager_start_informers(struct manager *m);
 int manager_synced(struct manager *m);
 /* Starts the reconcile workers (call once leadership is acquired). 0 / -1. */
 int manager_start_workers(struct manager *m);
+/* Before this replica leads: one AgentIdentity worker that only refreshes
+ * this replica's agent registry (agent_refresh), so a standby's trust API
+ * knows every agent. manager_start_workers later turns it, and the workers
+ * it adds, to full reconciles. 0 or -1. */
+int manager_start_standby(struct manager *m);
 /* Refreshes the workqueue gauges/counters before /metrics renders. */
 void manager_update_metrics(struct manager *m);
 /* Stops workers (draining nothing: leadership is lost or we shut down) and informers. */

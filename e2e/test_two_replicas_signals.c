@@ -3,9 +3,10 @@
  * APIs, and lose none (issue 5: "concurrent updates from several replicas
  * lose nothing — atomic Lua").
  *
- * The agents are real AgentIdentity objects: replica A reconciles them
- * (keys, Secrets, status), replica B starts once they exist, and both learn
- * them from the cluster. The reporter's key is read from its identity
+ * The agents are real AgentIdentity objects: replica A, the leader,
+ * reconciles them (keys, Secrets, status); replica B starts once they exist
+ * and stays a standby, which still learns them from the cluster and serves
+ * them (agent_refresh). The reporter's key is read from its identity
  * Secret, as the sidecar would mount it.
  *
  * Why the final state is predictable although the order of arrival is not:
@@ -104,7 +105,7 @@ static void start_replica(int i) {
         if (!f || dup2(fileno(stderr), STDOUT_FILENO) < 0) _exit(127);
         execl(controller_bin, controller_bin, "--kubeconfig", kubeconfig, "--namespace", opns, "--redis-url",
               redis_url, "--api-port", api, "--metrics-port", metrics, "--webhook-port", "0", "--bind-address",
-              "127.0.0.1", "--webhook-cert-dir", work, "--audit-spool-dir", spool, "--leader-elect=false",
+              "127.0.0.1", "--webhook-cert-dir", work, "--audit-spool-dir", spool,
               "--status-min-interval", "1", (char *)NULL);
         _exit(127);
     }
@@ -329,7 +330,7 @@ START_TEST(ten_thousand_signals_over_two_replicas) {
     wait_did("reporter", reporter_did);
     wait_did("subject", subject_did);
     read_reporter_key();
-    start_replica(1);   /* B learns the agents A made, from the cluster */
+    start_replica(1);   /* a standby: it learns the agents A made from the cluster */
     json_t *before = wait_subject_view(0);
     json_decref(wait_subject_view(1));
 
