@@ -521,12 +521,12 @@ static int add_routes(struct trust_api *api) {
         route_fn fn;
         int defer_replay;
     } table[R_COUNT] = {
-        [R_CHALLENGE] = {"POST", "/api/v1/handshake/challenge", "/api/v1/handshake/challenge", 0, challenge},
-        [R_VERIFY] = {"POST", "/api/v1/handshake/verify", "/api/v1/handshake/verify", 0, verify},
+        [R_CHALLENGE] = {"POST", "/api/v1/handshake/challenge", "/api/v1/handshake/challenge", 0, challenge, 0},
+        [R_VERIFY] = {"POST", "/api/v1/handshake/verify", "/api/v1/handshake/verify", 0, verify, 0},
         [R_SIGNALS] = {"POST", "/api/v1/signals", "/api/v1/signals", 0, signals, 1},
-        [R_AGENTS] = {"GET", AGENTS_PATH, AGENTS_PATH, 0, list_agents},
-        [R_AGENT] = {"GET", AGENT_PREFIX, AGENT_PREFIX "{did}", 1, get_agent},
-        [R_AUDIT] = {"GET", "/api/v1/audit/verify", "/api/v1/audit/verify", 0, audit_verify},
+        [R_AGENTS] = {"GET", AGENTS_PATH, AGENTS_PATH, 0, list_agents, 0},
+        [R_AGENT] = {"GET", AGENT_PREFIX, AGENT_PREFIX "{did}", 1, get_agent, 0},
+        [R_AUDIT] = {"GET", "/api/v1/audit/verify", "/api/v1/audit/verify", 0, audit_verify, 0},
     };
     for (int i = 0; i < R_COUNT; i++) {
         api->routes[i] = (struct route){.api = api, .name = table[i].name, .fn = table[i].fn,
