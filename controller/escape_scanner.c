@@ -135,11 +135,7 @@ static json_t *find_agent(const struct pass *p, const json_t *pod) {
     const char *key = inject_agent_key(pod, &by_sa), *ns = json_str_at(pod, "metadata.namespace");
     char k[512];
     if (!ns || key2(k, sizeof k, ns, key) != 0) return NULL;
-    if (!by_sa) return informer_get(p->s->o.agents, k);
-    json_t *hits = informer_list_index(p->s->o.agents, k);
-    json_t *agent = json_incref(json_array_get(hits, 0));
-    json_decref(hits);
-    return agent;
+    return by_sa ? informer_get_indexed(p->s->o.agents, k) : informer_get(p->s->o.agents, k);
 }
 
 static int count_escape(struct pass *p, const char *ns, const char *agent) {

@@ -629,6 +629,19 @@ json_t *informer_list_index(struct informer *inf, const char *value)
     return rc == 0 ? arr : (json_decref(arr), NULL);
 }
 
+json_t *informer_get_indexed(struct informer *inf, const char *value)
+{
+    pthread_mutex_lock(&inf->mu);
+    struct keyset *ks = inf->index ? strmap_get(inf->index, value) : NULL;
+    struct packed *p = ks && ks->n ? strmap_get(inf->cache, ks->keys[0]) : NULL;
+    if (p)
+        atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_unlock(&inf->mu);
+    json_t *obj = p ? unpack(inf, p) : NULL;
+    packed_unref(p);
+    return obj;
+}
+
 void informer_resync(struct informer *inf)
 {
     pthread_mutex_lock(&inf->dispatch_mu);

@@ -87,6 +87,9 @@ json_t *informer_list(struct informer *inf);
 /* Same, for only the objects whose index value is `value` (an empty array
  * without an index_key). */
 json_t *informer_list_index(struct informer *inf, const char *value);
+/* A private copy of one object whose index value is `value` (the first in
+ * the index's order when several share it), or NULL. */
+json_t *informer_get_indexed(struct informer *inf, const char *value);
 /* Calls fn with a copy of each cached object in turn (decoded one at a
  * time, so walking a big cache costs one object's memory, not the whole
  * list's); stops when fn returns non-zero and returns that value. -1 when

@@ -12,10 +12,7 @@ static json_t *find_by_service_account(struct informer *agents, const char *ns, 
     char key[512];
     int n = snprintf(key, sizeof key, "%s/%s", ns, sa);
     if (n < 0 || (size_t)n >= sizeof key) return NULL;
-    json_t *hits = informer_list_index(agents, key);
-    json_t *found = json_incref(json_array_get(hits, 0));
-    json_decref(hits);
-    return found;
+    return informer_get_indexed(agents, key);
 }
 
 json_t *webhook_lookup_identity(const char *ns, const char *key, int by_service_account, void *arg) {

@@ -346,6 +346,10 @@ START_TEST(index_follows_adds_updates_deletes_and_relists)
     ck_assert_str_eq(names_of(informer_list_index(inf, "1"), buf, sizeof(buf)), "a,b");
     ck_assert_str_eq(names_of(informer_list_index(inf, "2"), buf, sizeof(buf)), "c");
     ck_assert_str_eq(names_of(informer_list_index(inf, "9"), buf, sizeof(buf)), "");
+    json_t *one = informer_get_indexed(inf, "2");
+    ck_assert_str_eq(json_str_at(one, "metadata.name"), "c");
+    json_decref(one);
+    ck_assert_ptr_null(informer_get_indexed(inf, "9"));
 
     apply(inf, KUBE_EVENT_MODIFIED, cm("ns", "a", "2"));     /* moves to another value */
     apply(inf, KUBE_EVENT_DELETED, cm("ns", "b", "1"));
