@@ -482,7 +482,6 @@ static int label_agent_pods(struct controller *c, struct agent_view *v, long lon
     json_t *pod;
     *count = 0;
     json_array_foreach(pods, i, pod) {
-        const char *ns = v->ns;
         json_t *labels = json_at(pod, "metadata.labels");
         if (json_at(pod, "metadata.deletionTimestamp")) continue;
         (*count)++;
@@ -490,7 +489,7 @@ static int label_agent_pods(struct controller *c, struct agent_view *v, long lon
         if (have && strcmp(have, want) == 0) continue;
         json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", LABEL_TIER, want);
         struct kube_result r = {0};
-        if (kube_patch(c->client, &GVR_PODS, ns, json_str_at(pod, "metadata.name"), NULL, KUBE_PATCH_MERGE, patch,
+        if (kube_patch(c->client, &GVR_PODS, v->ns, json_str_at(pod, "metadata.name"), NULL, KUBE_PATCH_MERGE, patch,
                        NULL, 0, &r) != 0 && !kube_is_reason(&r, "NotFound")) {
             log_warn(LOG, "%s/%s: labelling pod %s: %s", v->ns, v->name, json_str_at(pod, "metadata.name"), r.message);
             rc = -1;
