@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "webhook/json_text.h"
 
+#include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +110,8 @@ void admission_request_free(struct admission_request *r) {
 }
 
 /* The reply is written straight into a buffer rather than built as a
- * jansson tree and dumped: the patch is serialised once (json_text.h) and
- * base64 needs no escaping. */
+ * jansson tree and dumped: the patch arrives as text (inject.h) and base64
+ * needs no escaping. */
 
 /* A C string as JSON; text that is not UTF-8 fails the reply, as before. */
 static void put_string(struct json_text *o, const char *s) {
@@ -120,21 +121,18 @@ static void put_string(struct json_text *o, const char *s) {
     json_decref(v);
 }
 
-/* Base64 (standard alphabet, no line breaks) of the compact patch. */
-static void put_patch_b64(struct json_text *o, const json_t *patch) {
-    struct json_text raw = {0};
-    json_text_value(&raw, patch);
-    size_t b64 = 4 * ((raw.n + 2) / 3);
-    if (raw.oom || json_text_reserve(o, b64 + 2) != 0) {
+/* Base64 (standard alphabet, no line breaks) of the patch text. */
+static void put_patch_b64(struct json_text *o, const char *patch, size_t len) {
+    size_t b64 = 4 * ((len + 2) / 3);
+    if (len > INT_MAX || json_text_reserve(o, b64 + 2) != 0) {
         o->oom = 1;
-    } else {
-        o->p[o->n++] = '"';
-        EVP_EncodeBlock((unsigned char *)o->p + o->n, (const unsigned char *)raw.p, (int)raw.n);
-        o->n += b64;
-        o->p[o->n++] = '"';
-        o->p[o->n] = '\0';
+        return;
     }
-    free(raw.p);
+    o->p[o->n++] = '"';
+    EVP_EncodeBlock((unsigned char *)o->p + o->n, (const unsigned char *)patch, (int)len);
+    o->n += b64;
+    o->p[o->n++] = '"';
+    o->p[o->n] = '\0';
 }
 
 char *admission_encode(const struct admission_request *req, const struct admission_response *r) {
@@ -144,9 +142,9 @@ char *admission_encode(const struct admission_request *req, const struct admissi
     json_text_raw(&o, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
     put_string(&o, req->uid);
     json_text_raw(&o, r->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
-    if (r->allowed && json_is_array(r->patch) && json_array_size(r->patch) > 0) {
+    if (r->allowed && r->patch) {
         json_text_raw(&o, ",\"patchType\":\"JSONPatch\",\"patch\":");
-        put_patch_b64(&o, r->patch);
+        put_patch_b64(&o, r->patch, r->patch_len);
     }
     if (json_is_array(r->warnings) && json_array_size(r->warnings) > 0) {
         json_text_raw(&o, ",\"warnings\":");

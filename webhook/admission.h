@@ -41,7 +41,8 @@ void admission_request_free(struct admission_request *r);
 /* What the webhook decided. */
 struct admission_response {
     int allowed;
-    const json_t *patch;        /* JSON Patch array; NULL or empty = no patch */
+    const char *patch;          /* JSON Patch as JSON text (inject.h); NULL = no patch */
+    size_t patch_len;
     const json_t *warnings;     /* array of strings, or NULL */
     int code;                   /* status code on deny (0 = 403) */
     const char *message;        /* reason on deny, or NULL */

@@ -5,25 +5,24 @@
  * entries are appended ("/-") or set one key at a time, so fields written by
  * other webhooks or the user are never replaced. Operations on app
  * initContainers come before the native sidecar is inserted at index 0, so
- * their indices are still those of the original pod. */
+ * their indices are still those of the original pod.
+ *
+ * The patch is written as JSON text as it is decided, never as a jansson
+ * tree: building, dumping and freeing the tree (~60 small allocations per
+ * pod) was half of the webhook's CPU per request. What is added (env vars,
+ * mounts, volumes, the sidecar) is rendered once per request into the
+ * plan's text and copied into each operation that needs it. The text is
+ * byte for byte what json_dumps(JSON_COMPACT) gave for the tree before
+ * (test_inject.c holds it to the golden fixtures). */
 #include "webhook/inject.h"
 
 #include "common/json.h"
 #include "webhook/json_text.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Patch under construction; `oom` latches the first allocation failure so
- * the builders stay linear instead of checking every jansson call. */
-struct builder {
-    json_t *ops;
-    json_t *add;            /* the string "add", shared by every operation */
-    json_t *warnings;
-    json_t *rec_env, *rec_containers, *rec_volumes, *rec_labels;  /* the record */
-    int oom;
-};
 
 static const char *const system_namespaces[] = {"kube-system", "kube-public", "kube-node-lease"};
 
@@ -48,92 +47,96 @@ static int ptr_join(char *out, size_t cap, const char *base, const char *key) {
     return 0;
 }
 
-static void note(struct builder *b, int rc) {
-    if (rc != 0) b->oom = 1;
+
+/* A list of borrowed names without duplicates, for the injected record.
+ * Small lists (all but a pod's containers) stay in `small`. */
+struct names {
+    const char **v;
+    size_t n, cap;
+    const char *small[8];
+};
+
+/* Patch under construction; an allocation failure is latched in `oom` (or
+ * in the text's own flag) so the builders stay linear. */
+struct builder {
+    struct json_text text;  /* "[op,op,..." until finished */
+    size_t ops;
+    json_t *warnings;
+    struct names rec_env, rec_containers, rec_volumes, rec_labels;
+    int oom;
+};
+
+static void names_init(struct names *l) {
+    l->v = l->small;
+    l->n = 0;
+    l->cap = sizeof l->small / sizeof *l->small;
 }
 
-/* Sets o[key] = v and returns o; steals both, NULL when either is NULL or
- * on OOM. Builds the small objects of every request without json_pack,
- * whose format parsing and checks were a third of inject_pod's time. */
-static json_t *with(json_t *o, const char *key, json_t *v) {
-    if (!o || json_object_set_new_nocheck(o, key, v) != 0) {   /* frees v on failure */
-        json_decref(o);
-        if (!o) json_decref(v);
-        return NULL;
-    }
-    return o;
+static void names_free(struct names *l) {
+    if (l->v != l->small) free(l->v);
 }
 
-/* Appends {"op":"add","path":path,"value":value}; steals value. */
-static void op_add(struct builder *b, const char *path, json_t *value) {
-    json_t *op = with(with(with(json_object(), "op", json_incref(b->add)), "path",
-                           json_string(path)),
-                      "value", value);
-    if (!op) b->oom = 1;
-    note(b, json_array_append_new(b->ops, op));
-}
-
-static void record(struct builder *b, json_t *list, const char *name) {
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) if (strcmp(json_string_value(v), name) == 0) return;
-    note(b, json_array_append_new(list, json_string(name)));
-}
-
-/* Appends `items` (stolen array) to the array at `path` inside `existing`
- * (the current value there, possibly NULL): one op creating the array when
- * missing, else one "/-" op per item. */
-static void append_items(struct builder *b, const char *path, const json_t *existing,
-                         json_t *items) {
-    if (!items) {
-        b->oom = 1;
-        return;
-    }
-    if (json_array_size(items) == 0) {
-        json_decref(items);
-        return;
-    }
-    if (!json_is_array(existing)) {
-        op_add(b, path, items);
-        return;
-    }
-    char p[512];
-    if (ptr_join(p, sizeof p, path, "-") != 0) {
-        b->oom = 1;
-        json_decref(items);
-        return;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(items, i, v) op_add(b, p, json_incref(v));
-    json_decref(items);
-}
-
-/* Sets string entries of the map at `path` (labels, annotations) whose
- * current value differs: the whole map when missing, else key by key. */
-static void set_entries(struct builder *b, const char *path, const json_t *existing,
-                        json_t *entries) {
-    if (!entries) {
-        b->oom = 1;
-        return;
-    }
-    if (!json_is_object(existing)) {
-        op_add(b, path, entries);
-        return;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(entries, k, v) {
-        const char *cur = json_string_value(json_object_get(existing, k));
-        if (cur && strcmp(cur, json_string_value(v)) == 0) continue;
-        char p[512];
-        if (ptr_join(p, sizeof p, path, k) != 0) {
+static void record(struct builder *b, struct names *l, const char *name) {
+    for (size_t i = 0; i < l->n; i++) if (strcmp(l->v[i], name) == 0) return;
+    if (l->n == l->cap) {
+        const char **v = malloc(2 * l->cap * sizeof *v);
+        if (!v) {
             b->oom = 1;
-            break;
+            return;
         }
-        op_add(b, p, json_incref(v));
+        memcpy(v, l->v, l->n * sizeof *v);
+        names_free(l);
+        l->v = v;
+        l->cap *= 2;
     }
-    json_decref(entries);
+    l->v[l->n++] = name;
+}
+
+static void put_str(struct json_text *t, const char *s) {
+    json_text_string(t, s, strlen(s));
+}
+
+static void put_names(struct json_text *t, const struct names *l) {
+    json_text_raw(t, "[");
+    for (size_t i = 0; i < l->n; i++) {
+        if (i) json_text_raw(t, ",");
+        put_str(t, l->v[i]);
+    }
+    json_text_raw(t, "]");
+}
+
+/* Appends a warning; names in it are cut to 63 bytes at a character
+ * boundary by the caller's "%.63s" through clip(). */
+static void warn(struct builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct builder *b, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (json_array_append_new(b->warnings, json_string(buf)) != 0) b->oom = 1;
+}
+
+/* `s` cut to at most 63 bytes without splitting a UTF-8 character, so a
+ * warning naming a long non-ASCII name is still valid text. */
+static const char *clip(const char *s, char out[64]) {
+    size_t n = strnlen(s, 63);
+    if (s[n]) while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* Opens {"op":"add","path":<path>,"value": — the caller writes the value
+ * and closes with op_end. */
+static void op_begin(struct builder *b, const char *path) {
+    json_text_raw(&b->text, b->ops++ ? ",{\"op\":\"add\",\"path\":" : "{\"op\":\"add\",\"path\":");
+    put_str(&b->text, path);
+    json_text_raw(&b->text, ",\"value\":");
+}
+
+static void op_end(struct builder *b) {
+    json_text_raw(&b->text, "}");
 }
 
 /* Member of a list whose "name" equals `name`, or NULL. */
@@ -214,73 +217,198 @@ const char *inject_identity_sa(const json_t *identity) {
     return sa && sa[0] ? sa : json_str_at(identity, "metadata.name");
 }
 
-/* What an injection adds, worked out once from the identity. */
+
+/* What an injection adds, worked out once from the identity. Every value
+ * is rendered into `text`; an item is a name and the place of its value. */
+#define PLAN_MAX 8
+
+struct item {
+    const char *name;
+    const char *value;      /* env: its value; mount: its mountPath */
+    size_t off, len;        /* the JSON value in plan.text */
+};
+
 struct plan {
     const char *agent, *ns, *did;
     int native;
-    json_t *app_env;        /* env for app containers */
-    json_t *app_mounts;     /* volumeMounts for app containers */
-    json_t *volumes;        /* pod volumes */
-    json_t *labels;         /* pod labels */
+    struct json_text text;
+    struct item env[PLAN_MAX], mounts[PLAN_MAX], volumes[PLAN_MAX];
+    size_t n_env, n_mounts, n_volumes;
+    struct item labels[2];  /* name = key, value = label value */
+    size_t n_labels;
+    struct item sidecar;    /* the container */
 };
 
-static json_t *env_var(const char *name, const char *value) {
-    return with(with(json_object(), "name", json_string(name)), "value", json_string(value));
+/* Starts an item in `list`; its value is whatever is written to p->text
+ * until item_end. */
+static struct item *item_begin(struct plan *p, struct item *list, size_t *n, const char *name,
+                               const char *value) {
+    struct item *it = &list[(*n)++];
+    *it = (struct item){.name = name, .value = value, .off = p->text.n};
+    return it;
 }
 
-static void push(struct builder *b, json_t *list, json_t *item) {
-    note(b, json_array_append_new(list, item));
+static void item_end(struct plan *p, struct item *it) {
+    it->len = p->text.n - it->off;
+}
+
+static void put_item(struct json_text *t, const struct plan *p, const struct item *it) {
+    if (json_text_reserve(t, it->len) != 0) return;
+    memcpy(t->p + t->n, p->text.p + it->off, it->len);
+    t->n += it->len;
+    t->p[t->n] = '\0';
+}
+
+/* {"name":name,"value":value}: an env var. */
+static void put_env(struct json_text *t, const char *name, const char *value) {
+    json_text_raw(t, "{\"name\":");
+    put_str(t, name);
+    json_text_raw(t, ",\"value\":");
+    put_str(t, value);
+    json_text_raw(t, "}");
+}
+
+static void env_var(struct plan *p, const char *name, const char *value) {
+    struct item *it = item_begin(p, p->env, &p->n_env, name, value);
+    put_env(&p->text, name, value);
+    item_end(p, it);
 }
 
 /* The EKS pod-identity webhook's additions for AWS with injectToken. */
-static void plan_aws(struct builder *b, struct plan *p, const json_t *aws) {
+static void plan_aws(struct plan *p, const json_t *aws) {
     const char *arn = json_str_at(aws, "roleArn");
     if (!arn || !json_bool_at(aws, "injectToken", 0)) return;
     const char *aud = json_str_at(aws, "audience");
-    long long exp = json_int_at(aws, "tokenExpirationSeconds", 86400);
-    push(b, p->volumes,
-         json_pack("{s:s, s:{s:[{s:{s:s, s:I, s:s}}]}}", "name", INJECT_AWS_VOLUME, "projected",
-                   "sources", "serviceAccountToken", "audience", aud ? aud : "sts.amazonaws.com",
-                   "expirationSeconds", (json_int_t)exp, "path", "token"));
+    char exp[64];
+    snprintf(exp, sizeof exp, "%lld", json_int_at(aws, "tokenExpirationSeconds", 86400));
+    struct item *v = item_begin(p, p->volumes, &p->n_volumes, INJECT_AWS_VOLUME, NULL);
+    json_text_raw(&p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"projected\":{\"sources\":"
+                            "[{\"serviceAccountToken\":{\"audience\":");
+    put_str(&p->text, aud ? aud : "sts.amazonaws.com");
+    json_text_raw(&p->text, ",\"expirationSeconds\":");
+    json_text_raw(&p->text, exp);
+    json_text_raw(&p->text, ",\"path\":\"token\"}}]}}");
+    item_end(p, v);
     if (json_bool_at(aws, "stsRegionalEndpoints", 0))
-        push(b, p->app_env, env_var("AWS_STS_REGIONAL_ENDPOINTS", "regional"));
-    push(b, p->app_env, env_var("AWS_ROLE_ARN", arn));
-    push(b, p->app_env, env_var("AWS_WEB_IDENTITY_TOKEN_FILE", INJECT_AWS_TOKEN_DIR "/token"));
-    push(b, p->app_mounts,
-         json_pack("{s:s, s:b, s:s}", "name", INJECT_AWS_VOLUME, "readOnly", 1, "mountPath",
-                   INJECT_AWS_TOKEN_DIR));
+        env_var(p, "AWS_STS_REGIONAL_ENDPOINTS", "regional");
+    env_var(p, "AWS_ROLE_ARN", arn);
+    env_var(p, "AWS_WEB_IDENTITY_TOKEN_FILE", INJECT_AWS_TOKEN_DIR "/token");
+    struct item *m = item_begin(p, p->mounts, &p->n_mounts, INJECT_AWS_VOLUME, INJECT_AWS_TOKEN_DIR);
+    json_text_raw(&p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"readOnly\":true,"
+                            "\"mountPath\":\"" INJECT_AWS_TOKEN_DIR "\"}");
+    item_end(p, m);
 }
 
-static int plan_make(struct builder *b, struct plan *p, const struct inject_input *in,
-                     const struct inject_options *o) {
+static void plan_sidecar(struct plan *p, const struct inject_options *o) {
+    struct json_text *t = &p->text;
+    p->sidecar = (struct item){.name = INJECT_SIDECAR_NAME, .off = t->n};
+    json_text_raw(t, "{\"name\":\"" INJECT_SIDECAR_NAME "\",\"image\":");
+    put_str(t, o->sidecar_image ? o->sidecar_image : "agentmesh-sidecar");
+    json_text_raw(t, ",\"imagePullPolicy\":\"IfNotPresent\",\"env\":[");
+    put_env(t, "AGENTMESH_AGENT", p->agent);
+    json_text_raw(t, ",");
+    put_env(t, "AGENTMESH_NAMESPACE", p->ns);
+    json_text_raw(t, ",");
+    put_env(t, "AGENTMESH_IDENTITY_DIR", INJECT_IDENTITY_DIR);
+    if (p->did) {
+        json_text_raw(t, ",");
+        put_env(t, "AGENTMESH_DID", p->did);
+    }
+    if (o->controller_url && o->controller_url[0]) {
+        json_text_raw(t, ",");
+        put_env(t, "AGENTMESH_CONTROLLER_URL", o->controller_url);
+    }
+    json_text_raw(t, "],\"volumeMounts\":[{\"name\":\"" INJECT_IDENTITY_VOLUME "\",\"mountPath\":\""
+                     INJECT_IDENTITY_DIR "\",\"readOnly\":true}],"
+                     "\"resources\":{\"requests\":{\"cpu\":\"10m\",\"memory\":\"16Mi\"},"
+                     "\"limits\":{\"cpu\":\"200m\",\"memory\":\"64Mi\"}},"
+                     "\"securityContext\":{\"runAsNonRoot\":true,\"runAsUser\":65532,"
+                     "\"runAsGroup\":65532,\"readOnlyRootFilesystem\":true,"
+                     "\"allowPrivilegeEscalation\":false,\"capabilities\":{\"drop\":[\"ALL\"]},"
+                     "\"seccompProfile\":{\"type\":\"RuntimeDefault\"}}");
+    json_text_raw(t, p->native ? ",\"restartPolicy\":\"Always\"}" : "}");
+    item_end(p, &p->sidecar);
+}
+
+static int plan_make(struct plan *p, const struct inject_input *in, const struct inject_options *o) {
     p->agent = json_str_at(in->identity, "metadata.name");
     p->ns = pod_namespace(in);
     p->did = json_str_at(in->identity, "status.did");
     p->native = o->api_minor >= 29;
-    p->app_env = json_array();
-    p->app_mounts = json_array();
-    p->volumes = json_array();
-    p->labels = json_object();
-    if (!p->app_env || !p->app_mounts || !p->volumes || !p->labels) return -1;
-    push(b, p->app_env, env_var("AGENTMESH_PROXY_URL", INJECT_PROXY_URL));
-    if (p->did) push(b, p->app_env, env_var("AGENTMESH_DID", p->did));
-    push(b, p->app_env, env_var("AGENTMESH_AGENT", p->agent));
-    char secret[320];
-    snprintf(secret, sizeof secret, "%s-agentmesh-identity", p->agent);
-    push(b, p->volumes,
-         json_pack("{s:s, s:{s:s}}", "name", INJECT_IDENTITY_VOLUME, "secret", "secretName", secret));
-    note(b, json_object_set_new(p->labels, INJECT_LABEL_AGENT, json_string(p->agent)));
+    env_var(p, "AGENTMESH_PROXY_URL", INJECT_PROXY_URL);
+    if (p->did) env_var(p, "AGENTMESH_DID", p->did);
+    env_var(p, "AGENTMESH_AGENT", p->agent);
+    struct item *v = item_begin(p, p->volumes, &p->n_volumes, INJECT_IDENTITY_VOLUME, NULL);
+    json_text_raw(&p->text, "{\"name\":\"" INJECT_IDENTITY_VOLUME "\",\"secret\":{\"secretName\":\"");
+    json_text_chars(&p->text, p->agent, strlen(p->agent));
+    json_text_raw(&p->text, "-agentmesh-identity\"}}");
+    item_end(p, v);
+    p->labels[p->n_labels++] = (struct item){.name = INJECT_LABEL_AGENT, .value = p->agent};
     if (json_is_object(json_at(in->identity, "spec.cloud.azure")))
-        note(b, json_object_set_new(p->labels, "azure.workload.identity/use", json_string("true")));
-    plan_aws(b, p, json_at(in->identity, "spec.cloud.aws"));
-    return b->oom ? -1 : 0;
+        p->labels[p->n_labels++] = (struct item){.name = "azure.workload.identity/use", .value = "true"};
+    plan_aws(p, json_at(in->identity, "spec.cloud.aws"));
+    plan_sidecar(p, o);
+    return p->text.oom ? -1 : 0;
 }
 
-static void plan_free(struct plan *p) {
-    json_decref(p->app_env);
-    json_decref(p->app_mounts);
-    json_decref(p->volumes);
-    json_decref(p->labels);
+/* Appends the plan items `add` to the array at `path` inside `existing`
+ * (the current value there, possibly NULL): one op creating the array when
+ * missing, else one "/-" op per item. */
+static void append_items(struct builder *b, const struct plan *p, const char *path,
+                         const json_t *existing, const struct item *const *add, size_t n) {
+    if (n == 0) return;
+    if (!json_is_array(existing)) {
+        op_begin(b, path);
+        json_text_raw(&b->text, "[");
+        for (size_t i = 0; i < n; i++) {
+            if (i) json_text_raw(&b->text, ",");
+            put_item(&b->text, p, add[i]);
+        }
+        json_text_raw(&b->text, "]");
+        op_end(b);
+        return;
+    }
+    char ptr[512];
+    if (ptr_join(ptr, sizeof ptr, path, "-") != 0) {
+        b->oom = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        op_begin(b, ptr);
+        put_item(&b->text, p, add[i]);
+        op_end(b);
+    }
+}
+
+/* Sets string entries (labels, annotations: name → value) of the map at
+ * `path` whose current value differs: the whole map when missing, else key
+ * by key. */
+static void set_entries(struct builder *b, const char *path, const json_t *existing,
+                        const struct item *e, size_t n) {
+    if (!json_is_object(existing)) {
+        op_begin(b, path);
+        for (size_t i = 0; i < n; i++) {
+            json_text_raw(&b->text, i ? "," : "{");
+            put_str(&b->text, e[i].name);
+            json_text_raw(&b->text, ":");
+            put_str(&b->text, e[i].value);
+        }
+        json_text_raw(&b->text, n ? "}" : "{}");
+        op_end(b);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *cur = json_string_value(json_object_get(existing, e[i].name));
+        if (cur && strcmp(cur, e[i].value) == 0) continue;
+        char ptr[512];
+        if (ptr_join(ptr, sizeof ptr, path, e[i].name) != 0) {
+            b->oom = 1;
+            return;
+        }
+        op_begin(b, ptr);
+        put_str(&b->text, e[i].value);
+        op_end(b);
+    }
 }
 
 /* The EKS webhook adds its role/token pair only when neither is set. */
@@ -292,22 +420,19 @@ static int env_blocked(const json_t *env, const char *name) {
 }
 
 /* Warns when a container keeps its own value of a variable we would set. */
-static void warn_kept(struct builder *b, const char *cname, const json_t *have, const json_t *want) {
+static void warn_kept(struct builder *b, const char *cname, const json_t *have,
+                      const struct item *want) {
     if (!have) return;
-    const char *hv = json_string_value(json_object_get(have, "value"));
-    const char *wv = json_string_value(json_object_get(want, "value"));
-    if (streq(hv, wv)) return;
-    push(b, b->warnings,
-         json_stringf("container %.63s: env %s already set, left unchanged", cname,
-                      json_string_value(json_object_get(want, "name"))));
+    if (streq(json_string_value(json_object_get(have, "value")), want->value)) return;
+    char c[64];
+    warn(b, "container %s: env %s already set, left unchanged", clip(cname, c), want->name);
 }
 
-static int mount_taken(const json_t *mounts, const json_t *m) {
-    const char *path = json_string_value(json_object_get(m, "mountPath"));
+static int mount_taken(const json_t *mounts, const struct item *m) {
     size_t i;
     json_t *v;
-    if (by_name(mounts, json_string_value(json_object_get(m, "name")))) return 1;
-    json_array_foreach(mounts, i, v) if (streq(json_string_value(json_object_get(v, "mountPath")), path)) return 1;
+    if (by_name(mounts, m->name)) return 1;
+    json_array_foreach(mounts, i, v) if (streq(json_string_value(json_object_get(v, "mountPath")), m->value)) return 1;
     return 0;
 }
 
@@ -317,27 +442,25 @@ static void patch_container(struct builder *b, const struct plan *p, const char 
     const char *cname = json_string_value(json_object_get(c, "name"));
     const json_t *env = json_object_get(c, "env");
     const json_t *mounts = json_object_get(c, "volumeMounts");
-    json_t *add_env = json_array(), *add_mounts = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(p->app_env, i, v) {
-        const char *name = json_string_value(json_object_get(v, "name"));
-        if (env_blocked(env, name)) {
-            warn_kept(b, cname ? cname : "?", by_name(env, name), v);
+    const struct item *add_env[PLAN_MAX], *add_mounts[PLAN_MAX];
+    size_t n_env = 0, n_mounts = 0;
+    for (size_t i = 0; i < p->n_env; i++) {
+        const struct item *v = &p->env[i];
+        if (env_blocked(env, v->name)) {
+            warn_kept(b, cname ? cname : "?", by_name(env, v->name), v);
             continue;
         }
-        push(b, add_env, json_incref(v));
-        record(b, b->rec_env, name);
+        add_env[n_env++] = v;
+        record(b, &b->rec_env, v->name);
     }
-    json_array_foreach(p->app_mounts, i, v) if (!mount_taken(mounts, v))
-        push(b, add_mounts, json_incref(v));
-    if (json_array_size(add_env) + json_array_size(add_mounts) > 0 && cname)
-        record(b, b->rec_containers, cname);
+    for (size_t i = 0; i < p->n_mounts; i++)
+        if (!mount_taken(mounts, &p->mounts[i])) add_mounts[n_mounts++] = &p->mounts[i];
+    if (n_env + n_mounts > 0 && cname) record(b, &b->rec_containers, cname);
     char path[512];
     snprintf(path, sizeof path, "%s/env", base);
-    append_items(b, path, env, add_env);
+    append_items(b, p, path, env, add_env, n_env);
     snprintf(path, sizeof path, "%s/volumeMounts", base);
-    append_items(b, path, mounts, add_mounts);
+    append_items(b, p, path, mounts, add_mounts, n_mounts);
 }
 
 static void patch_containers(struct builder *b, const struct plan *p, const json_t *pod,
@@ -352,135 +475,106 @@ static void patch_containers(struct builder *b, const struct plan *p, const json
     }
 }
 
-static json_t *sidecar_container(const struct plan *p, const struct inject_options *o) {
-    json_t *env = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name", "AGENTMESH_AGENT",
-                            "value", p->agent, "name", "AGENTMESH_NAMESPACE", "value", p->ns,
-                            "name", "AGENTMESH_IDENTITY_DIR", "value", INJECT_IDENTITY_DIR);
-    if (!env) return NULL;
-    if (p->did && json_array_append_new(env, env_var("AGENTMESH_DID", p->did)) != 0) {
-        json_decref(env);
-        return NULL;
-    }
-    if (o->controller_url && o->controller_url[0] &&
-        json_array_append_new(env, env_var("AGENTMESH_CONTROLLER_URL", o->controller_url)) != 0) {
-        json_decref(env);
-        return NULL;
-    }
-    json_t *c = json_pack(
-        "{s:s, s:s, s:s, s:o,"
-        " s:[{s:s, s:s, s:b}],"
-        " s:{s:{s:s, s:s}, s:{s:s, s:s}},"
-        " s:{s:b, s:I, s:I, s:b, s:b, s:{s:[s]}, s:{s:s}}}",
-        "name", INJECT_SIDECAR_NAME, "image", o->sidecar_image ? o->sidecar_image : "agentmesh-sidecar",
-        "imagePullPolicy", "IfNotPresent", "env", env,
-        "volumeMounts", "name", INJECT_IDENTITY_VOLUME, "mountPath", INJECT_IDENTITY_DIR,
-        "readOnly", 1,
-        "resources", "requests", "cpu", "10m", "memory", "16Mi", "limits", "cpu", "200m", "memory",
-        "64Mi",
-        "securityContext", "runAsNonRoot", 1, "runAsUser", (json_int_t)65532, "runAsGroup",
-        (json_int_t)65532, "readOnlyRootFilesystem", 1, "allowPrivilegeEscalation", 0,
-        "capabilities", "drop", "ALL", "seccompProfile", "type", "RuntimeDefault");
-    if (c && p->native && json_object_set_new(c, "restartPolicy", json_string("Always")) != 0) {
-        json_decref(c);
-        return NULL;
-    }
-    return c;
-}
-
 /* Native: first initContainer (starts before, and outlives, the app's
  * init containers). Else: last regular container, so the pod's default
  * container (kubectl exec/logs) stays the app's. */
-static void add_sidecar(struct builder *b, const struct plan *p, const json_t *pod,
-                        const struct inject_options *o) {
-    json_t *sc = sidecar_container(p, o);
-    if (!sc) {
-        b->oom = 1;
-        return;
-    }
+static void add_sidecar(struct builder *b, const struct plan *p, const json_t *pod) {
+    const struct item *sc = &p->sidecar;
     if (!p->native) {
-        append_items(b, "/spec/containers", json_at(pod, "spec.containers"), json_pack("[o]", sc));
-        return;
+        append_items(b, p, "/spec/containers", json_at(pod, "spec.containers"), &sc, 1);
+    } else if (json_is_array(json_at(pod, "spec.initContainers"))) {
+        op_begin(b, "/spec/initContainers/0");
+        put_item(&b->text, p, sc);
+        op_end(b);
+    } else {
+        append_items(b, p, "/spec/initContainers", NULL, &sc, 1);
     }
-    if (json_is_array(json_at(pod, "spec.initContainers")))
-        op_add(b, "/spec/initContainers/0", sc);
-    else
-        op_add(b, "/spec/initContainers", json_pack("[o]", sc));
 }
 
 static void add_metadata(struct builder *b, const struct plan *p, const json_t *pod) {
     const json_t *md = json_object_get(pod, "metadata");
     if (!json_is_object(md)) {
-        op_add(b, "/metadata", json_object());
+        op_begin(b, "/metadata");
+        json_text_raw(&b->text, "{}");
+        op_end(b);
         md = NULL;
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(p->labels, k, v) record(b, b->rec_labels, k);
-    set_entries(b, "/metadata/labels", json_object_get(md, "labels"), json_deep_copy(p->labels));
-    json_t *rec = json_pack("{s:s, s:O, s:O, s:O, s:s, s:O}", "agent", p->agent, "containers",
-                            b->rec_containers, "env", b->rec_env, "labels", b->rec_labels,
-                            "sidecar", p->native ? "native" : "container", "volumes",
-                            b->rec_volumes);
-    /* Keys above are in sorted order, so this is json_compact()'s text. */
-    struct json_text t = {0};
-    if (rec) json_text_value(&t, rec);
-    else t.oom = 1;
-    char *text = json_text_finish(&t);
-    json_decref(rec);
-    set_entries(b, "/metadata/annotations", json_object_get(md, "annotations"),
-                text ? json_pack("{s:s}", INJECT_ANNOTATION_RECORD, text) : NULL);
+    for (size_t i = 0; i < p->n_labels; i++) record(b, &b->rec_labels, p->labels[i].name);
+    set_entries(b, "/metadata/labels", json_object_get(md, "labels"), p->labels, p->n_labels);
+    /* Keys in sorted order, as json_compact() writes them. */
+    struct json_text rec = {0};
+    json_text_raw(&rec, "{\"agent\":");
+    put_str(&rec, p->agent);
+    json_text_raw(&rec, ",\"containers\":");
+    put_names(&rec, &b->rec_containers);
+    json_text_raw(&rec, ",\"env\":");
+    put_names(&rec, &b->rec_env);
+    json_text_raw(&rec, ",\"labels\":");
+    put_names(&rec, &b->rec_labels);
+    json_text_raw(&rec, p->native ? ",\"sidecar\":\"native\",\"volumes\":"
+                                  : ",\"sidecar\":\"container\",\"volumes\":");
+    put_names(&rec, &b->rec_volumes);
+    json_text_raw(&rec, "}");
+    char *text = json_text_finish(&rec);
+    if (!text) {
+        b->oom = 1;
+        return;
+    }
+    struct item entry = {.name = INJECT_ANNOTATION_RECORD, .value = text};
+    set_entries(b, "/metadata/annotations", json_object_get(md, "annotations"), &entry, 1);
     free(text);
 }
 
 static void add_volumes(struct builder *b, const struct plan *p, const json_t *pod) {
     const json_t *have = json_at(pod, "spec.volumes");
-    json_t *add = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(p->volumes, i, v) {
-        const char *name = json_string_value(json_object_get(v, "name"));
-        if (by_name(have, name)) continue;
-        push(b, add, json_incref(v));
-        record(b, b->rec_volumes, name);
+    const struct item *add[PLAN_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_volumes; i++) {
+        if (by_name(have, p->volumes[i].name)) continue;
+        add[n++] = &p->volumes[i];
+        record(b, &b->rec_volumes, p->volumes[i].name);
     }
-    append_items(b, "/spec/volumes", have, add);
+    append_items(b, p, "/spec/volumes", have, add, n);
 }
 
 static void build(struct builder *b, const struct inject_input *in, const struct inject_options *o) {
     struct plan p = {0};
-    if (plan_make(b, &p, in, o) == 0) {
-        if (!p.did)
-            push(b, b->warnings,
-                 json_stringf("AgentIdentity %.63s has no DID yet; AGENTMESH_DID not set", p.agent));
+    if (plan_make(&p, in, o) == 0) {
+        char a[64];
+        if (!p.did) warn(b, "AgentIdentity %s has no DID yet; AGENTMESH_DID not set", clip(p.agent, a));
         add_volumes(b, &p, in->pod);
         patch_containers(b, &p, in->pod, "containers");
         patch_containers(b, &p, in->pod, "initContainers");
-        add_sidecar(b, &p, in->pod, o);
+        add_sidecar(b, &p, in->pod);
         add_metadata(b, &p, in->pod);
+    } else {
+        b->oom = 1;
     }
-    plan_free(&p);
+    free(p.text.p);
 }
 
 static void warn_no_identity(struct builder *b, const json_t *pod, const char *ns) {
     int by_sa;
     const char *key = inject_agent_key(pod, &by_sa);
-    push(b, b->warnings,
-         by_sa ? json_stringf("no AgentIdentity uses service account %.63s in namespace %.63s; "
-                              "pod admitted without the agentmesh sidecar", key, ns)
-               : json_stringf("AgentIdentity %.63s (annotation " INJECT_ANNOTATION_AGENT
-                              ") not found in namespace %.63s; pod admitted without the "
-                              "agentmesh sidecar", key, ns));
+    char k[64], n[64];
+    if (by_sa)
+        warn(b, "no AgentIdentity uses service account %s in namespace %s; pod admitted without "
+                "the agentmesh sidecar", clip(key, k), clip(ns, n));
+    else
+        warn(b, "AgentIdentity %s (annotation " INJECT_ANNOTATION_AGENT ") not found in namespace "
+                "%s; pod admitted without the agentmesh sidecar", clip(key, k), clip(ns, n));
 }
 
 int inject_pod(const struct inject_input *in, const struct inject_options *o,
                struct inject_result *out) {
-    struct builder b = {.ops = json_array(), .warnings = json_array(), .rec_env = json_array(),
-                        .rec_containers = json_array(), .rec_volumes = json_array(),
-                        .rec_labels = json_array(), .add = json_string("add")};
-    b.oom = !b.ops || !b.warnings || !b.rec_env || !b.rec_containers || !b.rec_volumes ||
-            !b.rec_labels || !b.add;
+    struct builder b = {.warnings = json_array()};
+    names_init(&b.rec_env);
+    names_init(&b.rec_containers);
+    names_init(&b.rec_volumes);
+    names_init(&b.rec_labels);
     memset(out, 0, sizeof *out);
-    if (!b.oom) {
+    json_text_raw(&b.text, "[");
+    if (b.warnings) {
         out->skip = inject_precheck(in, o);
         if (!out->skip && !json_str_at(in->identity, "metadata.name")) {
             out->skip = INJECT_SKIP_NO_IDENTITY;
@@ -488,14 +582,16 @@ int inject_pod(const struct inject_input *in, const struct inject_options *o,
         }
         if (!out->skip) build(&b, in, o);
     }
-    json_decref(b.rec_env);
-    json_decref(b.rec_containers);
-    json_decref(b.rec_volumes);
-    json_decref(b.rec_labels);
-    json_decref(b.add);
-    out->patch = b.ops;
+    json_text_raw(&b.text, "]");
+    names_free(&b.rec_env);
+    names_free(&b.rec_containers);
+    names_free(&b.rec_volumes);
+    names_free(&b.rec_labels);
+    out->patch_len = b.text.n;
+    out->patch = json_text_finish(&b.text);
+    out->ops = b.ops;
     out->warnings = b.warnings;
-    if (b.oom) {
+    if (b.oom || !b.warnings || !out->patch) {
         inject_result_free(out);
         return -1;
     }
@@ -504,7 +600,7 @@ int inject_pod(const struct inject_input *in, const struct inject_options *o,
 
 void inject_result_free(struct inject_result *r) {
     if (!r) return;
-    json_decref(r->patch);
+    free(r->patch);
     json_decref(r->warnings);
     memset(r, 0, sizeof *r);
 }

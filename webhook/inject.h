@@ -49,7 +49,9 @@ struct inject_input {
 };
 
 struct inject_result {
-    json_t *patch;       /* array of operations (owned); empty when skipped */
+    char *patch;         /* the JSON Patch as compact JSON text (owned); "[]" when skipped */
+    size_t patch_len;    /* strlen(patch) */
+    size_t ops;          /* operations in it; 0 when skipped */
     json_t *warnings;    /* array of strings (owned) for the admission reply */
     const char *skip;    /* NULL when injected, else a static reason (metric label) */
 };

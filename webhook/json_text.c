@@ -33,14 +33,13 @@ void json_text_raw(struct json_text *t, const char *s) {
 
 /* Room for the worst case (every byte as \u00XX) is reserved once, so the
  * loop only copies. */
-void json_text_string(struct json_text *t, const char *s, size_t len) {
+void json_text_chars(struct json_text *t, const char *s, size_t len) {
     static const char hex[] = "0123456789ABCDEF";
-    if (len > SIZE_MAX / 8 || json_text_reserve(t, len * 6 + 2) != 0) {
+    if (len > SIZE_MAX / 8 || json_text_reserve(t, len * 6) != 0) {
         t->oom = 1;
         return;
     }
     char *w = t->p + t->n;
-    *w++ = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
@@ -63,9 +62,14 @@ void json_text_string(struct json_text *t, const char *s, size_t len) {
             w += 5;
         }
     }
-    *w++ = '"';
     *w = '\0';
     t->n = (size_t)(w - t->p);
+}
+
+void json_text_string(struct json_text *t, const char *s, size_t len) {
+    append(t, "\"", 1);
+    json_text_chars(t, s, len);
+    append(t, "\"", 1);
 }
 
 void json_text_value(struct json_text *t, const json_t *v) {

@@ -22,6 +22,9 @@ struct json_text {
 int json_text_reserve(struct json_text *t, size_t len);
 /* Appends `s` as it is (literal JSON syntax). */
 void json_text_raw(struct json_text *t, const char *s);
+/* Appends `len` bytes escaped as inside a JSON string, without the quotes:
+ * for string literals written in pieces. */
+void json_text_chars(struct json_text *t, const char *s, size_t len);
 /* Appends `len` bytes as a JSON string literal. */
 void json_text_string(struct json_text *t, const char *s, size_t len);
 /* Appends any JSON value. */

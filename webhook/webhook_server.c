@@ -91,7 +91,8 @@ static void mutate(struct httpd_req *r, void *arg) {
             metric_add(w->injections, 1, "error", "internal");
             return;
         }
-        resp.patch = res.patch;
+        resp.patch = res.ops ? res.patch : NULL;
+        resp.patch_len = res.patch_len;
         resp.warnings = res.warnings;
         metric_add(w->injections, 1, res.skip ? "skipped" : "injected", res.skip ? res.skip : "");
         if (!res.skip) log_debug("webhook", "injecting a pod in %s", ar.namespace);

@@ -4,8 +4,8 @@
  *   {"namespace", "namespaceLabels", "apiMinor", "skip", "warnings"}
  * with <case>.pod.json (the pod as the API server sends it), optionally
  * <case>.agent.json (the AgentIdentity the lookup found) and
- * <case>.patch.json (the exact expected patch). For each case the patch must
- * match exactly, apply cleanly to the pod (RFC 6902, strict applier), leave a
+ * <case>.patch.json (the exact expected patch). For each case the patch text
+ * must be byte for byte the fixture's compact JSON, apply cleanly to the pod (RFC 6902, strict applier), leave a
  * well-formed pod (unique names, identity Secret only in the sidecar), and a
  * second run over the patched pod must produce an empty patch (reinvocation).
  * UPDATE_GOLDEN=1 rewrites the .patch.json files (review the diff!). */
@@ -93,6 +93,16 @@ static void write_golden(const char *name, const json_t *patch) {
     ck_assert_int_eq(json_dump_file(patch, path, JSON_INDENT(2)), 0);
 }
 
+/* The patch text as a tree; it must be one JSON array of `ops` operations. */
+static json_t *parse_patch(const struct inject_result *r) {
+    json_error_t e;
+    ck_assert_uint_eq(strlen(r->patch), r->patch_len);
+    json_t *p = json_loads(r->patch, JSON_REJECT_DUPLICATES, &e);
+    ck_assert_msg(json_is_array(p), "patch is not a JSON array: %s: %s", e.text, r->patch);
+    ck_assert_uint_eq(json_array_size(p), r->ops);
+    return p;
+}
+
 static void run_case(const char *name) {
     json_t *cs = load(name, "case", 1), *pod = load(name, "pod", 1);
     json_t *agent = load(name, "agent", 0);
@@ -102,12 +112,14 @@ static void run_case(const char *name) {
                               .identity = agent};
     struct inject_result r;
     ck_assert_int_eq(inject_pod(&in, &o, &r), 0);
+    json_t *patch = parse_patch(&r);
 
-    if (getenv("UPDATE_GOLDEN")) write_golden(name, r.patch);
+    if (getenv("UPDATE_GOLDEN")) write_golden(name, patch);
     json_t *want = load(name, "patch", 1);
-    char *got = json_dumps(r.patch, JSON_INDENT(2));
-    ck_assert_msg(json_equal(want, r.patch), "%s: patch differs, got:\n%s", name, got);
-    free(got);
+    char *want_text = json_dumps(want, JSON_COMPACT);
+    ck_assert_msg(strcmp(want_text, r.patch) == 0, "%s: patch differs, got:\n%s\nwant:\n%s", name,
+                  r.patch, want_text);
+    free(want_text);
     const char *skip = json_str_at(cs, "skip");
     ck_assert_msg(skip ? r.skip && strcmp(skip, r.skip) == 0 : r.skip == NULL,
                   "%s: skip %s, want %s", name, r.skip ? r.skip : "(none)", skip ? skip : "(none)");
@@ -119,18 +131,20 @@ static void run_case(const char *name) {
 
     char err[256] = "";
     json_t *patched = json_deep_copy(pod);
-    ck_assert_msg(jp_apply(patched, r.patch, err, sizeof err) == 0, "%s: %s", name, err);
+    ck_assert_msg(jp_apply(patched, patch, err, sizeof err) == 0, "%s: %s", name, err);
     assert_well_formed(patched);
 
     /* Reinvocation / re-submission: nothing more to add. */
     struct inject_result again;
     in.pod = patched;
     ck_assert_int_eq(inject_pod(&in, &o, &again), 0);
-    ck_assert_msg(json_array_size(again.patch) == 0, "%s: second run patched again", name);
+    ck_assert_msg(again.ops == 0 && strcmp(again.patch, "[]") == 0, "%s: second run patched again",
+                  name);
     if (!r.skip) ck_assert_str_eq(again.skip, INJECT_SKIP_ALREADY);
 
     inject_result_free(&again);
     inject_result_free(&r);
+    json_decref(patch);
     json_decref(patched);
     json_decref(want);
     json_decref(cs);
@@ -189,10 +203,11 @@ START_TEST(pointer_escaping) {
     struct inject_input in = {.pod = pod, .namespace = "ns", .identity = agent};
     struct inject_result r;
     ck_assert_int_eq(inject_pod(&in, &base_opts, &r), 0);
+    json_t *patch = parse_patch(&r);
     int saw_agent = 0, saw_azure = 0, saw_record = 0;
     size_t i;
     json_t *op;
-    json_array_foreach(r.patch, i, op) {
+    json_array_foreach(patch, i, op) {
         const char *p = json_string_value(json_object_get(op, "path"));
         saw_agent |= strcmp(p, "/metadata/labels/agentmesh.io~1agent") == 0;
         saw_azure |= strcmp(p, "/metadata/labels/azure.workload.identity~1use") == 0;
@@ -200,11 +215,12 @@ START_TEST(pointer_escaping) {
     }
     ck_assert(saw_agent && saw_azure && saw_record);
     char err[128];
-    ck_assert_int_eq(jp_apply(pod, r.patch, err, sizeof err), 0);
+    ck_assert_int_eq(jp_apply(pod, patch, err, sizeof err), 0);
     ck_assert_str_eq(json_string_value(json_object_get(json_at(pod, "metadata.labels"),
                                                        "azure.workload.identity/use")), "true");
     ck_assert_str_eq(json_string_value(json_object_get(json_at(pod, "metadata.annotations"),
                                                        "a~b/c")), "x");
+    json_decref(patch);
     inject_result_free(&r);
     json_decref(pod);
     json_decref(agent);
@@ -223,8 +239,9 @@ START_TEST(record_annotation) {
     struct inject_options o = base_opts;
     o.api_minor = 29;
     ck_assert_int_eq(inject_pod(&in, &o, &r), 0);
+    json_t *patch = parse_patch(&r);
     char err[128];
-    ck_assert_int_eq(jp_apply(pod, r.patch, err, sizeof err), 0);
+    ck_assert_int_eq(jp_apply(pod, patch, err, sizeof err), 0);
     const char *text = json_string_value(
         json_object_get(json_at(pod, "metadata.annotations"), INJECT_ANNOTATION_RECORD));
     ck_assert_ptr_nonnull(text);
@@ -237,6 +254,34 @@ START_TEST(record_annotation) {
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(rec, "volumes"), 0)),
                      INJECT_IDENTITY_VOLUME);
     json_decref(rec);
+    json_decref(patch);
+    inject_result_free(&r);
+    json_decref(pod);
+    json_decref(agent);
+}
+END_TEST
+
+/* A warning naming a long non-ASCII container is cut at a character
+ * boundary, so it stays valid text and the pod is still injected. */
+START_TEST(warning_cuts_at_character) {
+    char name[80];
+    memset(name, 'a', 62);
+    memcpy(name + 62, "\xc3\xa9tail", 7);   /* "é" straddles the 63-byte cut */
+    json_t *pod = json_pack("{s:{s:{s:s}}, s:{s:[{s:s, s:[{s:s, s:s}]}]}}", "metadata", "labels",
+                            "agentmesh.io/inject", "true", "spec", "containers", "name", name,
+                            "env", "name", "AGENTMESH_PROXY_URL", "value", "http://mine");
+    json_t *agent = json_pack("{s:{s:s}, s:{s:s}}", "metadata", "name", "alpha", "status", "did",
+                              "did:mesh:00112233445566778899aabbccddeeff");
+    ck_assert_ptr_nonnull(pod);
+    struct inject_input in = {.pod = pod, .namespace = "ns", .identity = agent};
+    struct inject_result r;
+    ck_assert_int_eq(inject_pod(&in, &base_opts, &r), 0);
+    ck_assert_ptr_null(r.skip);
+    ck_assert_uint_eq(json_array_size(r.warnings), 1);
+    char want[160];
+    snprintf(want, sizeof want, "container %.62s: env AGENTMESH_PROXY_URL already set, left unchanged",
+             name);
+    ck_assert_str_eq(json_string_value(json_array_get(r.warnings, 0)), want);
     inject_result_free(&r);
     json_decref(pod);
     json_decref(agent);
@@ -250,6 +295,7 @@ int main(void) {
     tcase_add_test(tc, agent_key);
     tcase_add_test(tc, pointer_escaping);
     tcase_add_test(tc, record_annotation);
+    tcase_add_test(tc, warning_cuts_at_character);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

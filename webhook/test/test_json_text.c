@@ -49,6 +49,15 @@ START_TEST(raw_and_empty) {
     s = json_text_finish(&t);
     ck_assert_str_eq(s, "{\"k\":\"a\\\"b\"}");
     free(s);
+    /* A string literal written in pieces: only the pieces are escaped. */
+    t = (struct json_text){0};
+    json_text_raw(&t, "\"");
+    json_text_chars(&t, "x\ny", 3);
+    json_text_chars(&t, "-\\", 2);
+    json_text_raw(&t, "\"");
+    s = json_text_finish(&t);
+    ck_assert_str_eq(s, "\"x\\ny-\\\\\"");
+    free(s);
 }
 END_TEST
 
