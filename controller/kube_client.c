@@ -28,6 +28,11 @@
 #include "controller/line_splitter.h"
 
 #define POOL_MAX 16                 /* idle easy handles kept */
+/* Connections the shared cache may hold, busy watch streams included. libcurl's
+ * default (4 per easy handle) counts the long-lived watches too, so with a
+ * handful of informers every finished request closed the oldest idle
+ * connection and the next one paid a new TLS handshake. */
+#define CONNECTIONS_MAX 64L
 #define REPLY_MAX (256u << 20)      /* largest buffered reply */
 #define TOKEN_MAX (64u << 10)
 #define TOKEN_TTL_SECONDS 60        /* bound tokens rotate: re-read at least this often */
@@ -443,6 +448,7 @@ static int set_request(struct kube_client *c, CURL *h, struct call *cl, const ch
     bad |= curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http") != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_SHARE, c->share) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_MAXCONNECTS, CONNECTIONS_MAX) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
