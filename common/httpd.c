@@ -63,6 +63,8 @@ struct httpd {
     pthread_mutex_t lock;    /* guards tls and the rate bucket */
     SSL_CTX *tls;
     double tokens, last_refill;
+    void (*on_stop)(struct event_base *base, void *arg);
+    void *on_stop_arg;
 };
 
 struct httpd_req {
@@ -257,7 +259,13 @@ static void stop_loop(evutil_socket_t fd, short what, void *arg) {
 static void *loop_main(void *arg) {
     struct loop *loop = arg;
     event_base_dispatch(loop->base);
+    if (loop->owner->on_stop) loop->owner->on_stop(loop->base, loop->owner->on_stop_arg);
     return NULL;
+}
+
+void httpd_on_loop_stop(struct httpd *h, void (*fn)(struct event_base *base, void *arg), void *arg) {
+    h->on_stop = fn;
+    h->on_stop_arg = arg;
 }
 
 static int resolve(const char *address, int port, struct sockaddr_storage *ss, socklen_t *len) {

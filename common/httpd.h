@@ -44,6 +44,10 @@ int httpd_route(struct httpd *h, const char *method, const char *path, int prefi
 /* Installs or swaps the TLS context (takes its own reference). New
  * connections use the new context at once: certificate reload without restart. */
 int httpd_set_tls(struct httpd *h, SSL_CTX *ctx);
+/* fn runs on each loop's thread once the loop has stopped, before anything
+ * is freed: state a handler bound to a loop (an async client holding
+ * requests) replies to what it holds and lets go. Call before httpd_start. */
+void httpd_on_loop_stop(struct httpd *h, void (*fn)(struct event_base *base, void *arg), void *arg);
 int httpd_start(struct httpd *h, char *err, size_t errlen);
 int httpd_port(const struct httpd *h);
 /* Stops the loops, joins their threads and frees everything. */

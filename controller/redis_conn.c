@@ -10,6 +10,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -653,4 +657,200 @@ redisReply *redis_pool_command(struct redis_pool *p, int argc, const char **argv
             return NULL;
     }
     return NULL;
+}
+
+/* ---- async: one pipelined connection on an event loop -------------------- */
+
+#define ASYNC_RETRY_MS 1000
+
+struct pending {
+    redis_async_fn fn;
+    void *arg;
+    struct pending *next;
+};
+
+struct redis_async {
+    struct event_base *base;
+    struct redis_options opt;        /* strings below are owned copies */
+    char *url, *ca_file;
+    struct bufferevent *bev;         /* NULL while disconnected */
+    redisReader *reader;
+    struct pending *head, *tail;     /* commands in flight, oldest first */
+    int64_t retry_at;                /* no connect attempt before (monotonic ms) */
+    struct timeval io_timeout;
+};
+
+struct redis_async *redis_async_new(struct event_base *base, const struct redis_options *opt)
+{
+    struct redis_async *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->base = base;
+    a->opt = *opt;
+    a->url = strdup(opt->url ? opt->url : "");
+    a->ca_file = opt->ca_file ? strdup(opt->ca_file) : NULL;
+    if (!a->url || (opt->ca_file && !a->ca_file)) {
+        free(a->url);
+        free(a->ca_file);
+        free(a);
+        return NULL;
+    }
+    a->opt.url = a->url;
+    a->opt.ca_file = a->ca_file;
+    int ms = opt->io_timeout_ms > 0 ? opt->io_timeout_ms : DEFAULT_TIMEOUT_MS;
+    a->io_timeout = (struct timeval){ms / 1000, (ms % 1000) * 1000};
+    return a;
+}
+
+/* Drops the connection and fails every command in flight with err. The
+ * queue is detached first: a callback may queue a new command (which
+ * reconnects). */
+static void async_fail(struct redis_async *a, const char *err)
+{
+    struct pending *p = a->head;
+    a->head = a->tail = NULL;
+    if (a->bev) {
+        bufferevent_free(a->bev);
+        a->bev = NULL;
+    }
+    if (a->reader) {
+        redisReaderFree(a->reader);
+        a->reader = NULL;
+    }
+    while (p) {
+        struct pending *next = p->next;
+        p->fn(NULL, err, p->arg);
+        free(p);
+        p = next;
+    }
+}
+
+/* Feeds what arrived to the reader and completes commands in order. */
+static void async_read(struct bufferevent *bev, void *arg)
+{
+    struct redis_async *a = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char buf[16384];
+    int n;
+    while ((n = evbuffer_remove(in, buf, sizeof buf)) > 0) {
+        if (redisReaderFeed(a->reader, buf, (size_t)n) != REDIS_OK) {
+            async_fail(a, "redis: protocol error");
+            return;
+        }
+    }
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(a->reader, &reply) != REDIS_OK || (reply && !a->head)) {
+            if (reply)
+                freeReplyObject(reply);
+            async_fail(a, "redis: protocol error or unexpected reply");
+            return;
+        }
+        if (!reply)
+            return;
+        struct pending *p = a->head;
+        a->head = p->next;
+        if (!a->head)
+            a->tail = NULL;
+        p->fn(reply, NULL, p->arg);
+        freeReplyObject(reply);
+        free(p);
+    }
+}
+
+/* EOF, errors and the read timeout. An idle connection times out too:
+ * then reading is simply switched back on. */
+static void async_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct redis_async *a = arg;
+    char err[160];
+    if ((what & BEV_EVENT_TIMEOUT) && !a->head) {
+        bufferevent_enable(bev, EV_READ);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        snprintf(err, sizeof err, "redis: no reply within %ld ms", (long)a->io_timeout.tv_sec * 1000 +
+                                                                       a->io_timeout.tv_usec / 1000);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(err, sizeof err, "redis: connection closed by server");
+    else
+        snprintf(err, sizeof err, "redis: connection error: %s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    a->retry_at = 0;   /* a restarted server is reachable at once */
+    async_fail(a, err);
+}
+
+/* Connects with the blocking code (bounded by the timeouts), then hands the
+ * socket and TLS session to a bufferevent on the loop. */
+static int async_connect(struct redis_async *a, char *err, size_t errlen)
+{
+    int64_t now = now_ms();
+    if (now < a->retry_at) {
+        snprintf(err, errlen, "redis: unavailable (reconnecting)");
+        return -1;
+    }
+    a->retry_at = now + ASYNC_RETRY_MS;
+    struct redis_conn *c = redis_conn_open(&a->opt, err, errlen);
+    if (!c)
+        return -1;
+    a->bev = c->ssl ? bufferevent_openssl_socket_new(a->base, c->fd, c->ssl, BUFFEREVENT_SSL_OPEN,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                    : bufferevent_socket_new(a->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!a->bev) {
+        redis_conn_close(c);
+        snprintf(err, errlen, "redis: cannot set up an event-loop connection");
+        return -1;
+    }
+    if (c->ssl)
+        bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
+    a->reader = c->reader;    /* the bufferevent owns fd and session now; we keep the reader */
+    c->reader = NULL;
+    c->fd = -1;
+    c->ssl = NULL;
+    redis_conn_close(c);
+    bufferevent_setcb(a->bev, async_read, NULL, async_event, a);
+    bufferevent_set_timeouts(a->bev, &a->io_timeout, NULL);
+    if (bufferevent_enable(a->bev, EV_READ | EV_WRITE) != 0) {
+        async_fail(a, "redis: cannot watch the connection");
+        snprintf(err, errlen, "redis: cannot watch the connection");
+        return -1;
+    }
+    return 0;
+}
+
+int redis_async_command(struct redis_async *a, int argc, const char **argv, const size_t *argvlen,
+                        redis_async_fn fn, void *arg, char *err, size_t errlen)
+{
+    if (!a->bev && async_connect(a, err, errlen) < 0)
+        return -1;
+    struct pending *p = malloc(sizeof *p);
+    char *cmd = NULL;
+    int len = p ? redisFormatCommandArgv(&cmd, argc, argv, argvlen) : -1;
+    if (len < 0 || bufferevent_write(a->bev, cmd, (size_t)len) != 0) {
+        free(p);
+        if (len >= 0)
+            redisFreeCommand(cmd);
+        snprintf(err, errlen, "redis: out of memory queueing %s", argc ? argv[0] : "command");
+        return -1;
+    }
+    redisFreeCommand(cmd);
+    *p = (struct pending){fn, arg, NULL};
+    if (!a->head)    /* the reply timer counts from now, not from the last idle read */
+        bufferevent_set_timeouts(a->bev, &a->io_timeout, NULL);
+    if (a->tail)
+        a->tail->next = p;
+    else
+        a->head = p;
+    a->tail = p;
+    return 0;
+}
+
+void redis_async_free(struct redis_async *a)
+{
+    if (!a)
+        return;
+    async_fail(a, "redis: connection closed");
+    free(a->url);
+    free(a->ca_file);
+    free(a);
 }

@@ -70,4 +70,29 @@ redisReply *redis_pool_command(struct redis_pool *p, int argc, const char **argv
 /* The options the pool was opened with (for a dedicated subscriber connection). */
 const struct redis_options *redis_pool_options(const struct redis_pool *p);
 
+/* One connection driven by an event loop, for callers that must not wait:
+ * commands are written as they come (pipelined, several in flight) and
+ * each callback runs on the loop when its reply arrives, in order. Used
+ * only from the loop's thread. Connects lazily on the first command (the
+ * connect itself waits, bounded by the connect timeout); while the server
+ * is down, commands fail at once and a reconnect is tried at most once a
+ * second. A reply that takes longer than the I/O timeout fails the
+ * connection and every command in flight on it. */
+struct redis_async;
+struct event_base;
+
+/* reply: the server's (REDIS_REPLY_ERROR included), freed after the
+ * callback returns; NULL when the connection failed, timed out or is being
+ * freed, with err saying which. */
+typedef void (*redis_async_fn)(redisReply *reply, const char *err, void *arg);
+
+/* Not connected yet; NULL on OOM. The options' strings are copied. */
+struct redis_async *redis_async_new(struct event_base *base, const struct redis_options *opt);
+/* Queues one command. 0: fn will be called exactly once, later, on the loop.
+ * -1 with err (fn never called): not connected and cannot connect now. */
+int redis_async_command(struct redis_async *a, int argc, const char **argv, const size_t *argvlen,
+                        redis_async_fn fn, void *arg, char *err, size_t errlen);
+/* Calls every pending callback with NULL ("connection closed") and frees. */
+void redis_async_free(struct redis_async *a);
+
 #endif

@@ -15,6 +15,7 @@
 #include "common/metrics.h"
 #include "common/request_body.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +42,18 @@ struct route {
 
 enum { R_CHALLENGE, R_VERIFY, R_SIGNALS, R_AGENTS, R_AGENT, R_AUDIT, R_COUNT };
 
+#define MAX_LOOPS 16
+
 struct trust_api {
     struct trust_api_options o;
     struct httpd *http;
     struct route routes[R_COUNT];
     struct metric *requests, *errors, *handshake_time, *handshakes, *violations;
+    pthread_mutex_t loops_mu;         /* guards loops[] */
+    struct {
+        struct event_base *base;
+        struct trust_store_loop *store;
+    } loops[MAX_LOOPS];               /* the store's connection for each event loop, opened on first use */
 };
 
 /* One request in flight. replay_key is its signature's replay-cache key;
@@ -122,6 +130,45 @@ static int record_signature(struct call *c) {
     if (rc == TS_EXISTS) reply_error(c, 401, "Unauthorized", "authorization signature already used");
     else reply_store_error(c, rc, err);
     return -1;
+}
+
+/* The store's asynchronous connection for this event loop, opened on its
+ * first use; NULL when the store has none (memory) or it cannot be had. */
+static struct trust_store_loop *store_loop(struct trust_api *api, struct event_base *base) {
+    struct trust_store *s = api->o.store;
+    struct trust_store_loop *l = NULL;
+    if (!s->loop_open) return NULL;
+    pthread_mutex_lock(&api->loops_mu);
+    for (int i = 0; i < MAX_LOOPS; i++) {
+        if (api->loops[i].base == base) {
+            l = api->loops[i].store;
+            break;
+        }
+        if (!api->loops[i].base) {
+            if ((l = s->loop_open(s, base))) {
+                api->loops[i].base = base;
+                api->loops[i].store = l;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&api->loops_mu);
+    return l;
+}
+
+/* httpd's loop-stop hook: ends the signals still waiting on this loop's
+ * store connection (503) and closes it. */
+static void close_store_loop(struct event_base *base, void *arg) {
+    struct trust_api *api = arg;
+    struct trust_store_loop *l = NULL;
+    pthread_mutex_lock(&api->loops_mu);
+    for (int i = 0; i < MAX_LOOPS; i++)
+        if (api->loops[i].base == base) {
+            l = api->loops[i].store;
+            api->loops[i].store = NULL;
+        }
+    pthread_mutex_unlock(&api->loops_mu);
+    if (l) api->o.store->loop_close(l);
 }
 
 /* Hands an audit event (and the data reference) to the callback, if any. */
@@ -421,57 +468,123 @@ static void verify(struct call *c, const struct agent_record *caller) {
 
 /* ---- signals ------------------------------------------------------------------ */
 
-/* Records the call's signature and applies sig to rec's agent in one store
- * step, first creating its state from the record when the store has none.
- * TS_OK with *st, TS_EXISTS for a replayed signature, or a store error with err. */
-static int apply_signal(struct call *c, const struct agent_record *rec, const struct trust_signal *sig,
-                        struct trust_state *st, char *err, size_t errlen) {
-    struct trust_store *s = c->api->o.store;
-    c->pending = 0;
-    int rc = trust_store_remember_apply(s, c->replay_key, TRUST_API_REPLAY_TTL_MS, rec->did, sig, st, err, errlen);
-    if (rc != TS_NOT_FOUND) return rc;
+/* A signal between its request and its reply. With a store that has an
+ * asynchronous step (Redis) the reply comes from the loop when the store
+ * answers, and the loop serves other requests meanwhile; so the call and
+ * the body live here, not on the stack. */
+struct signal_call {
+    struct call c;
+    json_t *in;                         /* the body (owned) */
+    struct trust_signal sig;
+    char reporter[ID_DID_BUFSZ];
+};
+
+/* The first signal about an agent the store has no state for: its state is
+ * created from its record, then the signal applied (the replay key is
+ * already remembered). Synchronous, but once per agent. */
+static int apply_first(struct trust_api *api, const char *did, const struct trust_signal *sig,
+                       struct trust_state *st, char *err, size_t errlen) {
+    struct trust_store *s = api->o.store;
+    struct agent_record rec;
     struct trust_state fresh;
-    rc = trust_api_state_of(s, rec, sig->at_ms, &fresh, err, errlen);
-    if (rc == TS_OK) rc = s->create(s, rec->did, &fresh, err, errlen);
+    if (agent_registry_get(api->o.registry, did, &rec) != 0) {
+        snprintf(err, errlen, "no agent with DID %s", did);
+        return TS_NOT_FOUND;
+    }
+    int rc = trust_api_state_of(s, &rec, sig->at_ms, &fresh, err, errlen);
+    agent_record_clear(&rec);
+    if (rc == TS_OK) rc = s->create(s, did, &fresh, err, errlen);
     if (rc != TS_OK && rc != TS_EXISTS) return rc;
-    return trust_store_apply(s, rec->did, sig, st, err, errlen);
+    return trust_store_apply(s, did, sig, st, err, errlen);
 }
 
-static void signals(struct call *c, const struct agent_record *caller) {
-    json_t *in = call_body(c, TRUST_API_BODY_SIGNAL);
-    if (!in) return;
-    const char *did = json_str_at(in, "agent_did");
-    struct agent_record rec;
-    if (registered(c, did, &rec) != 0) {
-        json_decref(in);
-        return;
-    }
-    struct trust_signal sig = {.value = json_num_at(in, "value", 0), .weight = json_num_at(in, "weight", 1),
-                               .at_ms = wall_ms()};
-    struct trust_state st;
-    char err[256] = "dimension: unknown";
-    int rc = trust_dim_parse(json_str_at(in, "dimension"), &sig.dim) == 0   /* the parser checked it */
-                 ? apply_signal(c, &rec, &sig, &st, err, sizeof err)
-                 : TS_INVALID;
-    agent_record_clear(&rec);
+/* Replies to a signal whose store step ended with rc (st: the new state
+ * when TS_OK) and releases its body. */
+static void signal_finish(struct signal_call *sc, int rc, const struct trust_state *st, const char *store_err) {
+    struct call *c = &sc->c;
+    const char *did = json_str_at(sc->in, "agent_did");
+    struct trust_state first;
+    char err[256];
+    snprintf(err, sizeof err, "%s", store_err ? store_err : "");
+    if (rc == TS_NOT_FOUND && (rc = apply_first(c->api, did, &sc->sig, &first, err, sizeof err)) == TS_OK)
+        st = &first;
     if (rc == TS_EXISTS) {
         reply_error(c, 401, "Unauthorized", "authorization signature already used");
+    } else if (rc == TS_NOT_FOUND) {
+        reply_error(c, 404, "NotFound", "%s", err);
     } else if (rc == TS_INVALID) {
         reply_error(c, 400, "BadRequest", "%s", err);
     } else if (rc != TS_OK) {
         reply_store_error(c, rc, err);
     } else {
-        int score = trust_score(&st, sig.at_ms);
+        int score = trust_score(st, sc->sig.at_ms);
         const char *tier = trust_tier_name(trust_tier_of(score));
         if (c->api->o.audit)
             emit(c->api, "trust.signal", did,
-                 json_pack("{s:s, s:f, s:f, s:s, s:s, s:i, s:s}", "dimension", trust_dim_name(sig.dim), "value",
-                       sig.value, "weight", sig.weight, "source", json_str_at(in, "source"), "reporter",
-                       caller->did, "trust_score", score, "tier", tier));
+                 json_pack("{s:s, s:f, s:f, s:s, s:s, s:i, s:s}", "dimension", trust_dim_name(sc->sig.dim),
+                           "value", sc->sig.value, "weight", sc->sig.weight, "source",
+                           json_str_at(sc->in, "source"), "reporter", sc->reporter, "trust_score", score,
+                           "tier", tier));
         reply_json(c, 200, json_pack("{s:s, s:i, s:s, s:o?}", "agent_did", did, "trust_score", score, "tier",
-                                     tier, "dimensions", dims_json(&st)));
+                                     tier, "dimensions", dims_json(st)));
     }
-    json_decref(in);
+    json_decref(sc->in);
+}
+
+static void signal_done(int rc, const struct trust_state *st, const char *err, void *arg) {
+    struct signal_call *sc = arg;
+    signal_finish(sc, rc, st, err);
+    free(sc);
+}
+
+/* Queues the signal's store step on this loop's asynchronous connection:
+ * 1 when queued (sc is now owned by it), 0 when the store has none (use the
+ * synchronous step), or -1 after finishing sc with the error. */
+static int signal_async(struct signal_call *sc) {
+    struct trust_api *api = sc->c.api;
+    struct trust_store_loop *l = store_loop(api, httpd_req_base(sc->c.req));
+    char err[256] = "out of memory";
+    if (!l) return 0;
+    struct signal_call *held = malloc(sizeof *held);
+    int rc = TS_UNAVAILABLE;
+    if (held) {
+        *held = *sc;
+        rc = api->o.store->remember_apply_async(l, sc->c.replay_key, TRUST_API_REPLAY_TTL_MS,
+                                                json_str_at(sc->in, "agent_did"), &sc->sig, signal_done, held, err,
+                                                sizeof err);
+        if (rc == TS_OK) return 1;
+        free(held);
+    }
+    signal_finish(sc, rc, NULL, err);
+    return -1;
+}
+
+/* Records the signature and applies the signal in one store step
+ * (trust_store_remember_apply), then replies. */
+static void signals(struct call *call, const struct agent_record *caller) {
+    struct signal_call sc = {.c = *call};
+    struct call *c = &sc.c;
+    struct agent_record rec;
+    if (!(sc.in = call_body(c, TRUST_API_BODY_SIGNAL))) return;
+    if (registered(c, json_str_at(sc.in, "agent_did"), &rec) != 0) {
+        json_decref(sc.in);
+        return;
+    }
+    agent_record_clear(&rec);
+    snprintf(sc.reporter, sizeof sc.reporter, "%s", caller->did);
+    sc.sig = (struct trust_signal){.value = json_num_at(sc.in, "value", 0),
+                                   .weight = json_num_at(sc.in, "weight", 1), .at_ms = wall_ms()};
+    if (trust_dim_parse(json_str_at(sc.in, "dimension"), &sc.sig.dim) != 0) {   /* the parser checked it */
+        signal_finish(&sc, TS_INVALID, NULL, "dimension: unknown");
+        return;
+    }
+    c->pending = 0;   /* the store step records the signature */
+    if (signal_async(&sc) != 0) return;
+    struct trust_state st;
+    char err[256];
+    int rc = trust_store_remember_apply(c->api->o.store, c->replay_key, TRUST_API_REPLAY_TTL_MS,
+                                        json_str_at(sc.in, "agent_did"), &sc.sig, &st, err, sizeof err);
+    signal_finish(&sc, rc, &st, err);
 }
 
 /* ---- audit -------------------------------------------------------------------- */
@@ -556,6 +669,7 @@ struct trust_api *trust_api_new(const struct trust_api_options *o, char *err, si
         return NULL;
     }
     api->o = *o;
+    pthread_mutex_init(&api->loops_mu, NULL);
     if (!api->o.address) api->o.address = "0.0.0.0";
     if (!api->o.max_body) api->o.max_body = TRUST_API_MAX_BODY;
     if (!api->o.challenge_ttl_ms) api->o.challenge_ttl_ms = TRUST_API_CHALLENGE_TTL_MS;
@@ -569,6 +683,7 @@ struct trust_api *trust_api_new(const struct trust_api_options *o, char *err, si
         trust_api_free(api);
         return NULL;
     }
+    httpd_on_loop_stop(api->http, close_store_loop, api);
     return api;
 }
 
@@ -583,5 +698,6 @@ int trust_api_set_tls(struct trust_api *api, SSL_CTX *ctx) { return httpd_set_tl
 void trust_api_free(struct trust_api *api) {
     if (!api) return;
     httpd_free(api->http);
+    pthread_mutex_destroy(&api->loops_mu);
     free(api);
 }

@@ -33,6 +33,14 @@ enum trust_store_rc {
  * while holding your own locks that the store's callers hold. */
 typedef void (*trust_store_listener)(const char *did, void *arg);
 
+/* The end of an asynchronous store step (see remember_apply_async): rc as
+ * the synchronous call's; st is the new state when rc is TS_OK (valid during
+ * the call only); err says what failed otherwise. */
+typedef void (*trust_store_done)(int rc, const struct trust_state *st, const char *err, void *arg);
+
+struct event_base;
+struct trust_store_loop;
+
 #define TRUST_STORE_MAX_KEY 256      /* DIDs, challenge ids, replay keys */
 #define TRUST_STORE_MAX_VALUE 4096   /* challenge payloads */
 
@@ -77,6 +85,20 @@ struct trust_store {
      * (TS_NOT_FOUND: remembered, but the agent has no state yet). */
     int (*remember_apply)(struct trust_store *s, const char *key, int64_t ttl_ms, const char *did,
                           const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen);
+
+    /* Optional (NULL = none: call remember_apply): remember_apply for an
+     * event loop that must not wait for the backend. loop_open gives the
+     * backend's connection for one loop, used only on that loop's thread
+     * (NULL on OOM). remember_apply_async queues the step on it: TS_OK, and
+     * `done` runs later on the loop, exactly once, with what remember_apply
+     * would have returned; or TS_INVALID / TS_UNAVAILABLE with err, and done
+     * never runs. loop_close, on the loop's thread, ends the steps still in
+     * flight with TS_UNAVAILABLE, then frees the connection. */
+    struct trust_store_loop *(*loop_open)(struct trust_store *s, struct event_base *base);
+    int (*remember_apply_async)(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *did,
+                                const struct trust_signal *sig, trust_store_done done, void *arg, char *err,
+                                size_t errlen);
+    void (*loop_close)(struct trust_store_loop *l);
 
     /* Installs the change listener (NULL to remove). 0 or -1. */
     int (*set_listener)(struct trust_store *s, trust_store_listener fn, void *arg);

@@ -259,29 +259,69 @@ static int rs_set_params(struct trust_store *s, const char *did, const struct tr
     return store_fields(R(s), did, "xx", &st, 6, NFIELDS, err, errlen);
 }
 
+/* The arguments of apply_lua / remember_apply_lua for one signal, as text. */
+struct signal_args {
+    char key[300], rkey[300], did[TRUST_STORE_MAX_KEY + 1], dim[4], value[32], weight[32], now[24], ttl[24];
+};
+
+/* Checks and formats one signal (replay_key NULL: no replay check). TS_OK or TS_INVALID. */
+static int signal_args_init(struct signal_args *a, const char *replay_key, int64_t ttl_ms, const char *did,
+                            const struct trust_signal *sig, char *err, size_t errlen)
+{
+    if (trust_store_check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
+        return TS_INVALID;
+    if (replay_key && (trust_store_check_key("replay key", replay_key, err, errlen) || ttl_ms <= 0)) {
+        if (ttl_ms <= 0)
+            snprintf(err, errlen, "replay ttl must be positive");
+        return TS_INVALID;
+    }
+    state_key(a->key, sizeof a->key, did);
+    snprintf(a->rkey, sizeof a->rkey, "agentmesh:replay:%s", replay_key ? replay_key : "");
+    snprintf(a->did, sizeof a->did, "%s", did);
+    snprintf(a->dim, sizeof a->dim, "%d", (int)sig->dim);
+    snprintf(a->value, sizeof a->value, "%.17g", sig->value);
+    snprintf(a->weight, sizeof a->weight, "%.17g", sig->weight);
+    snprintf(a->now, sizeof a->now, "%" PRId64, sig->at_ms);
+    snprintf(a->ttl, sizeof a->ttl, "%" PRId64, ttl_ms);
+    return TS_OK;
+}
+
+/* remember_apply_lua's argv (argv[0..1] left for run_script). Its argc. */
+static int remember_apply_argv(const struct signal_args *a, const char **argv)
+{
+    const char *v[] = {NULL, NULL, "2", a->key, a->rkey, a->did, a->dim, a->value, a->weight, a->now, a->ttl};
+    memcpy(argv, v, sizeof v);
+    return 11;
+}
+
+/* What a signal script's reply means: TS_EXISTS (-1: replayed), or the new
+ * state (TS_OK), TS_NOT_FOUND (no state), TS_UNAVAILABLE (error reply). */
+static int signal_result(const redisReply *rep, struct trust_state *out, char *err, size_t errlen)
+{
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "redis script: %s", rep->str);
+        return TS_UNAVAILABLE;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1)
+        return TS_EXISTS;
+    return parse_state(rep, out, err, errlen);
+}
+
 /* Runs apply_lua (replay_key NULL) or remember_apply_lua for one signal. */
 static int apply_script(struct redisstore *r, const char *replay_key, int64_t ttl_ms, const char *did,
                         const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen)
 {
-    if (trust_store_check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
+    struct signal_args a;
+    if (signal_args_init(&a, replay_key, ttl_ms, did, sig, err, errlen) != TS_OK)
         return TS_INVALID;
-    char key[300], rkey[300], dim[4], value[32], weight[32], now[24], ttl[24];
-    state_key(key, sizeof key, did);
-    snprintf(dim, sizeof dim, "%d", (int)sig->dim);
-    snprintf(value, sizeof value, "%.17g", sig->value);
-    snprintf(weight, sizeof weight, "%.17g", sig->weight);
-    snprintf(now, sizeof now, "%" PRId64, sig->at_ms);
-    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
-    snprintf(rkey, sizeof rkey, "agentmesh:replay:%s", replay_key ? replay_key : "");
-    const char *with_replay[] = {NULL, NULL, "2", key, rkey, did, dim, value, weight, now, ttl};
-    const char *plain[] = {NULL, NULL, "1", key, did, dim, value, weight, now};
-    redisReply *rep = replay_key ? run_script(r, &r->remember_apply, 11, with_replay, err, errlen)
+    const char *argv[11];
+    const char *plain[] = {NULL, NULL, "1", a.key, a.did, a.dim, a.value, a.weight, a.now};
+    redisReply *rep = replay_key ? run_script(r, &r->remember_apply, remember_apply_argv(&a, argv), argv, err, errlen)
                                  : run_script(r, &r->apply, 9, plain, err, errlen);
     if (!rep)
         return TS_UNAVAILABLE;
     struct trust_state tmp;
-    int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer == -1 ? TS_EXISTS
-                                                                     : parse_state(rep, out ? out : &tmp, err, errlen);
+    int rc = signal_result(rep, out ? out : &tmp, err, errlen);
     freeReplyObject(rep);
     return rc;
 }
@@ -295,13 +335,104 @@ static int rs_apply(struct trust_store *s, const char *did, const struct trust_s
 static int rs_remember_apply(struct trust_store *s, const char *key, int64_t ttl_ms, const char *did,
                              const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen)
 {
-    if (trust_store_check_key("replay key", key, err, errlen))
-        return TS_INVALID;
-    if (ttl_ms <= 0) {
-        snprintf(err, errlen, "replay ttl must be positive");
+    if (!key) {
+        snprintf(err, errlen, "replay key: required");
         return TS_INVALID;
     }
     return apply_script(R(s), key, ttl_ms, did, sig, out, err, errlen);
+}
+
+/* ---- asynchronous signals: one pipelined connection per event loop ------- */
+
+struct trust_store_loop {
+    struct redisstore *r;
+    struct redis_async *conn;
+};
+
+/* One remember_apply in flight on a loop. */
+struct async_signal {
+    struct trust_store_loop *l;
+    struct signal_args args;
+    int eval;                    /* sent as EVAL (the server had lost the script) */
+    trust_store_done done;
+    void *arg;
+};
+
+/* Sends the step's script: EVALSHA, or EVAL after a NOSCRIPT. 0 or -1 with err. */
+static int async_send(struct async_signal *as, char *err, size_t errlen);
+
+static void async_signal_reply(redisReply *rep, const char *cerr, void *arg)
+{
+    struct async_signal *as = arg;
+    char err[256];
+    struct trust_state st;
+    int rc;
+    if (!rep) {
+        snprintf(err, sizeof err, "%s", cerr);
+        rc = TS_UNAVAILABLE;
+    } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && !as->eval) {
+        as->eval = 1;
+        if (async_send(as, err, sizeof err) == 0)
+            return;
+        rc = TS_UNAVAILABLE;
+    } else {
+        rc = signal_result(rep, &st, err, sizeof err);
+    }
+    as->done(rc, rc == TS_OK ? &st : NULL, err, as->arg);
+    free(as);
+}
+
+static int async_send(struct async_signal *as, char *err, size_t errlen)
+{
+    const char *argv[11];
+    int argc = remember_apply_argv(&as->args, argv);
+    const struct script *sc = &as->l->r->remember_apply;
+    argv[0] = as->eval ? "EVAL" : "EVALSHA";
+    argv[1] = as->eval ? sc->text : sc->sha;
+    return redis_async_command(as->l->conn, argc, argv, NULL, async_signal_reply, as, err, errlen);
+}
+
+static struct trust_store_loop *rs_loop_open(struct trust_store *s, struct event_base *base)
+{
+    struct trust_store_loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->r = R(s);
+    if (!(l->conn = redis_async_new(base, redis_pool_options(l->r->pool)))) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static int rs_remember_apply_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *did,
+                                   const struct trust_signal *sig, trust_store_done done, void *arg, char *err,
+                                   size_t errlen)
+{
+    struct async_signal *as = malloc(sizeof *as);
+    if (!as) {
+        snprintf(err, errlen, "out of memory");
+        return TS_UNAVAILABLE;
+    }
+    *as = (struct async_signal){.l = l, .done = done, .arg = arg};
+    int rc = TS_INVALID;
+    if (!key)
+        snprintf(err, errlen, "replay key: required");
+    else
+        rc = signal_args_init(&as->args, key, ttl_ms, did, sig, err, errlen);
+    if (rc == TS_OK && async_send(as, err, errlen) != 0)
+        rc = TS_UNAVAILABLE;
+    if (rc != TS_OK)
+        free(as);
+    return rc;
+}
+
+static void rs_loop_close(struct trust_store_loop *l)
+{
+    if (!l)
+        return;
+    redis_async_free(l->conn);
+    free(l);
 }
 
 static int rs_remove(struct trust_store *s, const char *did, char *err, size_t errlen)
@@ -493,7 +624,9 @@ struct trust_store *trust_store_redis_new(const struct redis_options *opt, char 
     script_init(&r->remove, remove_lua);
     r->base = (struct trust_store){
         .get = rs_get, .create = rs_create, .put = rs_put, .set_params = rs_set_params,
-        .apply_signal = rs_apply, .remember_apply = rs_remember_apply, .remove = rs_remove, .put_challenge = rs_put_challenge,
+        .apply_signal = rs_apply, .remember_apply = rs_remember_apply, .loop_open = rs_loop_open,
+        .remember_apply_async = rs_remember_apply_async, .loop_close = rs_loop_close,
+        .remove = rs_remove, .put_challenge = rs_put_challenge,
         .take_challenge = rs_take_challenge, .remember = rs_remember, .set_listener = rs_set_listener,
         .destroy = rs_destroy, .kind = "redis",
     };
