@@ -4,6 +4,9 @@
  * (e2e/test_trust_storage.c). */
 #include <arpa/inet.h>
 #include <check.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,13 +126,216 @@ START_TEST(silent_server_times_out)
 }
 END_TEST
 
+/* ---- redis_async against a fake server ------------------------------------- */
+
+/* A RESP server on its own thread: it answers each command with its
+ * sequence number on the connection (":0", ":1", ...), or never answers
+ * (silent), or closes the connection after close_after replies. */
+struct fake {
+    int lfd, port, silent, close_after;
+    pthread_t thread;
+};
+
+static void fake_serve(struct fake *f, int fd)
+{
+    redisReader *rd = redisReaderCreate();
+    char buf[4096];
+    long seq = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        ck_assert_int_eq(redisReaderFeed(rd, buf, (size_t)n), REDIS_OK);
+        void *cmd = NULL;
+        while (redisReaderGetReply(rd, &cmd) == REDIS_OK && cmd) {
+            freeReplyObject(cmd);
+            if (f->silent)
+                continue;
+            char out[32];
+            int len = snprintf(out, sizeof out, ":%ld\r\n", seq++);
+            ck_assert_int_eq(write(fd, out, (size_t)len), len);
+            if (f->close_after && seq == f->close_after) {
+                redisReaderFree(rd);
+                return;
+            }
+        }
+    }
+    redisReaderFree(rd);
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+    int fd;
+    while ((fd = accept(f->lfd, NULL, NULL)) >= 0) {
+        fake_serve(f, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void fake_start(struct fake *f)
+{
+    f->port = free_port(1, &f->lfd);
+    ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+    shutdown(f->lfd, SHUT_RDWR);   /* ends accept(); a served connection ends when the client closes */
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+}
+
+/* What the callbacks saw. */
+struct seen {
+    struct event_base *base;
+    int calls, want;
+    long values[64];
+    char err[256];
+};
+
+static void on_reply(redisReply *r, const char *err, void *arg)
+{
+    struct seen *s = arg;
+    ck_assert_int_lt(s->calls, 64);
+    s->values[s->calls] = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (!r)
+        snprintf(s->err, sizeof s->err, "%s", err);
+    if (++s->calls == s->want)
+        event_base_loopbreak(s->base);
+}
+
+/* Runs the loop until s->want callbacks ran (or 5 s). */
+static void run_until_done(struct seen *s)
+{
+    struct timeval limit = {5, 0};
+    event_base_loopexit(s->base, &limit);
+    event_base_dispatch(s->base);
+    ck_assert_int_eq(s->calls, s->want);
+}
+
+static struct redis_async *async_to(struct event_base *base, int port, int io_timeout_ms)
+{
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    struct redis_options o = {.url = url, .io_timeout_ms = io_timeout_ms, .connect_timeout_ms = 500};
+    struct redis_async *a = redis_async_new(base, &o);
+    ck_assert_ptr_nonnull(a);
+    return a;
+}
+
+static void queue(struct redis_async *a, struct seen *s, int n)
+{
+    char err[256];
+    const char *argv[] = {"PING"};
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(redis_async_command(a, 1, argv, NULL, on_reply, s, err, sizeof err) == 0, "%s", err);
+}
+
+START_TEST(async_pipelines_in_order)
+{
+    struct fake f = {0};
+    fake_start(&f);
+    struct seen s = {.base = event_base_new(), .want = 50};
+    struct redis_async *a = async_to(s.base, f.port, 0);
+    queue(a, &s, 50);          /* all written before the first reply is read: pipelined */
+    run_until_done(&s);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(s.values[i], i);
+    redis_async_free(a);
+    ck_assert_int_eq(s.calls, 50);   /* nothing left to fail */
+    event_base_free(s.base);   /* closes the socket: libevent finalizes a freed bufferevent there */
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(async_silent_server_fails_in_flight)
+{
+    struct fake f = {.silent = 1};
+    fake_start(&f);
+    struct seen s = {.base = event_base_new(), .want = 3};
+    struct redis_async *a = async_to(s.base, f.port, 300);
+    double t = now_s();
+    queue(a, &s, 3);
+    run_until_done(&s);
+    double took = now_s() - t;
+    ck_assert_msg(took >= 0.25 && took < 2.0, "took %.3f", took);
+    ck_assert_msg(strstr(s.err, "no reply within 300 ms") != NULL, "%s", s.err);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(s.values[i], -1);
+    redis_async_free(a);
+    event_base_free(s.base);   /* closes the socket: libevent finalizes a freed bufferevent there */
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(async_dead_server_fails_fast)
+{
+    struct seen s = {.base = event_base_new()};
+    struct redis_async *a = async_to(s.base, free_port(0, NULL), 0);
+    char err[256];
+    const char *argv[] = {"PING"};
+    double t = now_s();
+    ck_assert_int_eq(redis_async_command(a, 1, argv, NULL, on_reply, &s, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "Connection refused") != NULL, "%s", err);
+    /* within the next second no new connect is tried */
+    ck_assert_int_eq(redis_async_command(a, 1, argv, NULL, on_reply, &s, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "reconnecting") != NULL, "%s", err);
+    ck_assert(now_s() - t < 0.5);
+    redis_async_free(a);
+    ck_assert_int_eq(s.calls, 0);   /* a refused command never calls back */
+    event_base_free(s.base);
+}
+END_TEST
+
+START_TEST(async_reconnects_after_close)
+{
+    struct fake f = {.close_after = 1};
+    fake_start(&f);
+    struct seen s = {.base = event_base_new(), .want = 2};
+    struct redis_async *a = async_to(s.base, f.port, 0);
+    queue(a, &s, 2);           /* the server answers one, then hangs up */
+    run_until_done(&s);
+    ck_assert_int_eq(s.values[0], 0);
+    ck_assert_int_eq(s.values[1], -1);
+    ck_assert_msg(strstr(s.err, "closed by server") != NULL, "%s", s.err);
+    s.want = 3;
+    queue(a, &s, 1);           /* a new connection, so its sequence starts again */
+    run_until_done(&s);
+    ck_assert_int_eq(s.values[2], 0);
+    redis_async_free(a);
+    event_base_free(s.base);   /* closes the socket: libevent finalizes a freed bufferevent there */
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(async_free_ends_pending)
+{
+    struct fake f = {.silent = 1};
+    fake_start(&f);
+    struct seen s = {.base = event_base_new(), .want = 2};
+    struct redis_async *a = async_to(s.base, f.port, 0);
+    queue(a, &s, 2);
+    redis_async_free(a);
+    ck_assert_int_eq(s.calls, 2);
+    ck_assert_msg(strstr(s.err, "connection closed") != NULL, "%s", s.err);
+    event_base_free(s.base);   /* closes the socket: libevent finalizes a freed bufferevent there */
+    fake_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);
     Suite *s = suite_create("redis_conn");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, url_parsing);
     tcase_add_test(tc, dead_server_fails_fast);
     tcase_add_test(tc, silent_server_times_out);
+    tcase_add_test(tc, async_pipelines_in_order);
+    tcase_add_test(tc, async_silent_server_fails_in_flight);
+    tcase_add_test(tc, async_dead_server_fails_fast);
+    tcase_add_test(tc, async_reconnects_after_close);
+    tcase_add_test(tc, async_free_ends_pending);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
