@@ -14,6 +14,8 @@
 
 /* Stored value: DID, one space, nonce. */
 #define CHALLENGE_VALUE_LEN (ID_DID_LEN + 1 + HANDSHAKE_NONCE_LEN)
+#define CHALLENGE_ID_BYTES 8
+#define CHALLENGE_NONCE_BYTES (HANDSHAKE_NONCE_LEN / 2)
 
 int trust_api_state_of(struct trust_store *s, const struct agent_record *rec, int64_t now_ms,
                        struct trust_state *out, char *err, size_t errlen) {
@@ -25,16 +27,17 @@ int trust_api_state_of(struct trust_store *s, const struct agent_record *rec, in
 
 int handshake_issue(struct trust_store *s, const char *agent_did, int64_t ttl_ms,
                     struct handshake_challenge *out, char *err, size_t errlen) {
-    unsigned char id[8], nonce[HANDSHAKE_NONCE_LEN / 2];
+    /* One draw for both: each randombytes_buf is a getrandom(2). */
+    unsigned char rnd[CHALLENGE_ID_BYTES + CHALLENGE_NONCE_BYTES];
+    const unsigned char *id = rnd, *nonce = rnd + CHALLENGE_ID_BYTES;
     char value[CHALLENGE_VALUE_LEN + 1];
     /* 64 random bits collide only by accident; a second draw settles it. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        randombytes_buf(id, sizeof id);
-        randombytes_buf(nonce, sizeof nonce);
+        randombytes_buf(rnd, sizeof rnd);
         memcpy(out->id, HANDSHAKE_ID_PREFIX, sizeof HANDSHAKE_ID_PREFIX);
         sodium_bin2hex(out->id + sizeof HANDSHAKE_ID_PREFIX - 1,
-                       sizeof out->id - (sizeof HANDSHAKE_ID_PREFIX - 1), id, sizeof id);
-        sodium_bin2hex(out->nonce, sizeof out->nonce, nonce, sizeof nonce);
+                       sizeof out->id - (sizeof HANDSHAKE_ID_PREFIX - 1), id, CHALLENGE_ID_BYTES);
+        sodium_bin2hex(out->nonce, sizeof out->nonce, nonce, CHALLENGE_NONCE_BYTES);
         int n = snprintf(value, sizeof value, "%s %s", agent_did, out->nonce);
         if (n != CHALLENGE_VALUE_LEN) {
             snprintf(err, errlen, "agent_did: not a DID");

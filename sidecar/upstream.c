@@ -411,6 +411,19 @@ static struct conn *conn_take(struct upstream *u, struct event_base *base) {
     return k;
 }
 
+/* evhttp queues the request's head and body as two chains, and
+ * bufferevent_openssl makes each chain its own TLS record and write(2): the
+ * controller then woke for the head, read, and woke again for the body.
+ * Joined, a request is one record and one segment. The output is written
+ * later in the loop, so this only rearranges bytes still queued. A new
+ * connection queues its first request only once connected, so that one
+ * still goes as two; kept-alive connections carry nearly every call. */
+static void one_chain(struct conn *k) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(k->evcon);
+    struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+    if (out && evbuffer_get_length(out) <= 16384) evbuffer_pullup(out, -1);
+}
+
 /* Signs c and sends it on a pooled connection (a fresh one on a retry). 0 / -1. */
 static int call_start(struct call *c) {
     struct upstream *u = c->u;
@@ -444,6 +457,7 @@ static int call_start(struct call *c) {
         conn_release(k, 0);               /* libevent freed req */
         return -1;
     }
+    one_chain(k);
     if (!c->reused) {
         /* No Nagle: over TLS the request follows the handshake's last
          * flight and would otherwise wait for the server's delayed ACK
