@@ -6,6 +6,7 @@
  * rotation grace, and a store that is down (503). */
 #include <check.h>
 #include <curl/curl.h>
+#include <event2/event.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "controller/trust_api.h"
+#include "e2e/signed_client.h"
 
 static struct identity alice, bob, carol, rex, eve;   /* carol quarantined, rex revoked */
 static struct agent_registry *reg;
@@ -817,6 +819,186 @@ START_TEST(store_down_is_503) {
 }
 END_TEST
 
+/* ---- a store with an asynchronous step ---------------------------------------- */
+
+/* The memory store, plus remember_apply_async: each step finishes on the
+ * loop in a later turn (like a Redis reply), or is refused at once, or is
+ * held until the loop closes. */
+struct async_store {
+    struct trust_store base;
+    struct trust_store *inner;
+    int refuse, hold;
+    int opened, closed, held, ended;   /* updated under mu */
+    pthread_mutex_t mu;
+};
+
+struct trust_store_loop {
+    struct async_store *as;
+    struct event_base *base;
+    struct step *held;
+};
+
+struct step {
+    struct trust_store_loop *l;
+    char key[TRUST_STORE_MAX_KEY + 1], did[ID_DID_BUFSZ];
+    struct trust_signal sig;
+    trust_store_done done;
+    void *arg;
+    struct step *next;
+};
+
+static void a_count(struct async_store *as, int *field) {
+    pthread_mutex_lock(&as->mu);
+    (*field)++;
+    pthread_mutex_unlock(&as->mu);
+}
+
+static struct trust_store_loop *a_open(struct trust_store *s, struct event_base *base) {
+    struct trust_store_loop *l = calloc(1, sizeof *l);
+    l->as = (struct async_store *)s;
+    l->base = base;
+    a_count(l->as, &l->as->opened);
+    return l;
+}
+
+static void a_finish(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct step *st = arg;
+    struct trust_store *in = st->l->as->inner;
+    struct trust_state out;
+    char err[256] = "";
+    int rc = trust_store_remember_apply(in, st->key, TRUST_API_REPLAY_TTL_MS, st->did, &st->sig, &out, err, sizeof err);
+    a_count(st->l->as, &st->l->as->ended);
+    st->done(rc, rc == TS_OK ? &out : NULL, err, st->arg);
+    free(st);
+}
+
+static int a_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *did,
+                   const struct trust_signal *sig, trust_store_done done, void *arg, char *err, size_t errlen) {
+    ck_assert_int_eq(ttl_ms, TRUST_API_REPLAY_TTL_MS);
+    if (l->as->refuse) return down(err, errlen);
+    struct step *st = calloc(1, sizeof *st);
+    *st = (struct step){.l = l, .sig = *sig, .done = done, .arg = arg};
+    snprintf(st->key, sizeof st->key, "%s", key);
+    snprintf(st->did, sizeof st->did, "%s", did);
+    if (l->as->hold) {
+        st->next = l->held;
+        l->held = st;
+        a_count(l->as, &l->as->held);
+        return TS_OK;
+    }
+    struct timeval soon = {0, 1000};
+    ck_assert_int_eq(event_base_once(l->base, -1, EV_TIMEOUT, a_finish, st, &soon), 0);
+    return TS_OK;
+}
+
+static void a_close(struct trust_store_loop *l) {
+    while (l->held) {
+        struct step *st = l->held;
+        l->held = st->next;
+        a_count(l->as, &l->as->ended);
+        st->done(TS_UNAVAILABLE, NULL, "closing", st->arg);
+        free(st);
+    }
+    a_count(l->as, &l->as->closed);
+    free(l);
+}
+
+/* The synchronous calls go to the memory store. */
+#define INNER(s) (((struct async_store *)(s))->inner)
+static int a_get(struct trust_store *s, const char *d, struct trust_state *o, char *e, size_t n) {
+    return INNER(s)->get(INNER(s), d, o, e, n);
+}
+static int a_create(struct trust_store *s, const char *d, const struct trust_state *st, char *e, size_t n) {
+    return INNER(s)->create(INNER(s), d, st, e, n);
+}
+static int a_apply(struct trust_store *s, const char *d, const struct trust_signal *g, struct trust_state *o,
+                   char *e, size_t n) {
+    return INNER(s)->apply_signal(INNER(s), d, g, o, e, n);
+}
+static int a_remember(struct trust_store *s, const char *k, int64_t t, char *e, size_t n) {
+    return INNER(s)->remember(INNER(s), k, t, e, n);
+}
+
+static void async_store_init(struct async_store *as) {
+    *as = (struct async_store){.base = {.get = a_get, .create = a_create, .apply_signal = a_apply,
+                                        .remember = a_remember, .destroy = d_destroy, .kind = "async"},
+                               .inner = store};
+    as->base.loop_open = a_open;
+    as->base.remember_apply_async = a_async;
+    as->base.loop_close = a_close;
+    pthread_mutex_init(&as->mu, NULL);
+}
+
+/* Signals whose store step finishes later on the loop: the same replies as
+ * the synchronous path (scores, first signal, replay, errors), and the
+ * loop's connection opened once per loop and closed with the API. */
+START_TEST(async_store_signals) {
+    struct async_store as;
+    async_store_init(&as);
+    start_api(&as.base, 0, 0);
+    char err[128], body[256];
+    struct trust_state expect;
+    ck_assert_int_eq(store->get(store, bob.did, &expect, err, sizeof err), TS_OK);
+    for (int i = 0; i < 6; i++)   /* curl's new connection each time: both loops serve some */
+        signal_matches(bob.did, (enum trust_dim)(i % TRUST_DIM_COUNT), 0.1 * i, 1 + i, &expect);
+    ck_assert_int_eq(trust_state_init(&expect, 500, NULL, now_ms(), err, sizeof err), 0);
+    signal_matches(alice.did, TRUST_DIM_OUTPUT_QUALITY, 0.7, 2, &expect);   /* no state yet: created first */
+    ck_assert_int_eq(as.ended, 7);
+    char auth[AUTH_HEADER_MAX];
+    json_t *out;
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\",\"dimension\":\"outputQuality\",\"value\":1,\"source\":\"t\"}",
+             bob.did);
+    ck_assert_int_eq(auth_build_header(alice.sk, alice.did, "POST", "/api/v1/signals", body, strlen(body), time(NULL),
+                                       auth, sizeof auth), 0);
+    ck_assert_int_eq(http("POST", "/api/v1/signals", body, strlen(body), auth, &out), 200);
+    json_decref(out);
+    expect_error(http("POST", "/api/v1/signals", body, strlen(body), auth, &out), &out, 401, "Unauthorized",
+                 "already used");
+    as.refuse = 1;
+    expect_error(call(&alice, "POST", "/api/v1/signals", body, &out), &out, 503, "StoreUnavailable",
+                 "connection refused");
+    ck_assert_int_ge(as.opened, 1);
+    ck_assert_int_le(as.opened, 2);   /* one per event loop at most */
+    stop_api();
+    ck_assert_int_eq(as.closed, as.opened);
+    pthread_mutex_destroy(&as.mu);
+}
+END_TEST
+
+/* A signal still waiting on the store when the API stops is ended (the
+ * store's loop_close runs on the loop) and nothing leaks. */
+START_TEST(async_store_shutdown_ends_held) {
+    struct async_store as;
+    async_store_init(&as);
+    as.hold = 1;
+    start_api(&as.base, 0, 0);
+    char req[2048], body[256], reply[512];
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\",\"dimension\":\"outputQuality\",\"value\":1,\"source\":\"t\"}",
+             bob.did);
+    int len = sc_build(req, sizeof req, alice.sk, alice.did, "POST", "/api/v1/signals", body);
+    ck_assert_int_gt(len, 0);
+    int fd = sc_dial(port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, (size_t)len), len);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&as.mu);
+        int held = as.held;
+        pthread_mutex_unlock(&as.mu);
+        if (held) break;
+        usleep(10000);
+    }
+    ck_assert_int_eq(as.held, 1);
+    stop_api();
+    ck_assert_int_eq(as.ended, 1);
+    ck_assert_int_eq(as.closed, as.opened);
+    ck_assert(read(fd, reply, sizeof reply) <= 0);   /* no 200: the connection just closes */
+    close(fd);
+    pthread_mutex_destroy(&as.mu);
+}
+END_TEST
+
 START_TEST(handshake_metrics_rendered) {
     start_api(store, 0, 0);
     struct challenge ch;
@@ -858,6 +1040,8 @@ int main(void) {
     tcase_add_test(tc, audit_verify_route);
     tcase_add_test(tc, store_down_is_503);
     tcase_add_test(tc, handshake_metrics_rendered);
+    tcase_add_test(tc, async_store_signals);
+    tcase_add_test(tc, async_store_shutdown_ends_held);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
