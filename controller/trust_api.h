@@ -56,7 +56,12 @@
  * goes into the audit event. An agent the store has no state for yet starts
  * from its record (initial score, scoring parameters), as the reconciler
  * would create it. The store applies the signal atomically; the reconciler
- * learns of the change through the store's listener.
+ * learns of the change through the store's listener. With a store that has
+ * an asynchronous step (Redis: trust_store->remember_apply_async) the
+ * event loop does not wait for it: each loop has one pipelined connection,
+ * the reply goes out when the store answers, and the loop serves other
+ * requests meanwhile (the other routes still wait; they are not the hot
+ * path). Signals still in flight when the API stops are ended on their loop.
  *
  * Metrics: agentmesh_handshake_duration_seconds (verify handling, buckets
  * from 100 µs), agentmesh_handshakes_total{result=verified|rejected|error},
