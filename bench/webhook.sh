@@ -11,20 +11,26 @@
 #   3. peak RSS (VmHWM) of the webhook process over both runs;
 #   4. CPU per request at saturation (the server's utime+stime over the
 #      requests served): unlike req/s it barely moves when other work
-#      shares the cores, so it compares runs made at different times.
+#      shares the cores, so it compares runs made at different times;
+#   5. the floor at the same fixed rate: the same server answering a 404
+#      on an unknown path (same TLS, HTTP and wrk, no webhook work), so a
+#      p99 can be read against what the machine gives any request.
 # When agnhost is available (AGNHOST=path, or the kube-build.sh cache after
 # `hack/kube-build.sh --with-peers`), `agnhost webhook` (/mutating-pods-sidecar)
 # is measured the same way in the same run, side by side.
 #
 # Usage: bench/webhook.sh [seconds per run, default 10]
-# Env: BUILD_DIR (default build-bench, RelWithDebInfo, built here), THREADS (1),
+# Env: BUILD_DIR (default build-bench, RelWithDebInfo, built here),
+#      THREADS (webhook event loops, default 2: the controller's
+#      --webhook-threads default, what a deployment runs; agnhost uses both
+#      cores too), PORT (19443; agnhost gets PORT+1),
 #      SERVER (a bench_webhook_server binary to measure instead, e.g. an older
 #      build for a before/after; then nothing is built).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 DURATION=${1:-10}
-THREADS=${THREADS:-1}
+THREADS=${THREADS:-2}
 PORT=${PORT:-19443}
 AGNHOST=${AGNHOST:-$HOME/.cache/agentmesh/kube-1.20.2/bin/agnhost}
 WORK=$(mktemp -d)
@@ -102,6 +108,16 @@ run() {
     "$cpu" "$fixed_rps" "$p50" "$p99" "$hwm" "$non200"
 }
 
+# floor <url>: latency at the same fixed rate of a request that does no
+# webhook work (a 404 from the same listener).
+floor() {
+  local out
+  out=$(PAUSE_MS=10 wrk -t1 -c10 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$1")
+  printf '%-10s at %s req/s: p50 %s p99 %s (404 on an unknown path: TLS + HTTP + wrk, no webhook work)\n' \
+    floor "$(awk '/^Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" \
+    "$(awk '$1=="99%"{print $2}' <<<"$out")"
+}
+
 "$SERVER" --port "$PORT" --threads "$THREADS" --ca-out "$WORK/ca.pem" \
   >"$WORK/agentmesh.log" 2>&1 &
 PIDS+=($!)
@@ -113,6 +129,7 @@ curl -sf --cacert "$WORK/ca.pem" -H 'Content-Type: application/json' --data-bina
   || { echo "webhook.sh: /mutate-pods did not return a patch" >&2; exit 1; }
 echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores"
 run agentmesh "https://127.0.0.1:$am_port/mutate-pods" "$am_pid"
+floor "https://127.0.0.1:$am_port/no-such-path"
 
 if [ -x "$AGNHOST" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \

@@ -137,6 +137,8 @@ static void put_patch_b64(struct json_text *o, const char *patch, size_t len) {
 
 char *admission_encode(const struct admission_request *req, const struct admission_response *r) {
     struct json_text o = {0};
+    /* One allocation for the envelope and the base64 patch. */
+    json_text_reserve(&o, 512 + (r->patch ? r->patch_len / 3 * 4 : 0));
     json_text_raw(&o, "{\"apiVersion\":");
     put_string(&o, req->api_version);
     json_text_raw(&o, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");

@@ -335,6 +335,7 @@ static int plan_make(struct plan *p, const struct inject_input *in, const struct
     p->ns = pod_namespace(in);
     p->did = json_str_at(in->identity, "status.did");
     p->native = o->api_minor >= 29;
+    json_text_reserve(&p->text, 2048);   /* all items, sidecar included, in one allocation */
     env_var(p, "AGENTMESH_PROXY_URL", INJECT_PROXY_URL);
     if (p->did) env_var(p, "AGENTMESH_DID", p->did);
     env_var(p, "AGENTMESH_AGENT", p->agent);
@@ -573,6 +574,8 @@ int inject_pod(const struct inject_input *in, const struct inject_options *o,
     names_init(&b.rec_volumes);
     names_init(&b.rec_labels);
     memset(out, 0, sizeof *out);
+    /* One allocation that fits the patch of a typical pod (~3 KiB). */
+    json_text_reserve(&b.text, 4096);
     json_text_raw(&b.text, "[");
     if (b.warnings) {
         out->skip = inject_precheck(in, o);
