@@ -781,16 +781,20 @@ static void async_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Connects with the blocking code (bounded by the timeouts), then hands the
- * socket and TLS session to a bufferevent on the loop. */
+ * socket and TLS session to a bufferevent on the loop. A failed attempt is
+ * not repeated for a second, or for four times as long as it took: a
+ * server that drops packets (each attempt waits the whole connect timeout)
+ * holds the loop a fifth of the time at most. */
 static int async_connect(struct redis_async *a, char *err, size_t errlen)
 {
-    int64_t now = now_ms();
-    if (now < a->retry_at) {
+    int64_t start = now_ms();
+    if (start < a->retry_at) {
         snprintf(err, errlen, "redis: unavailable (reconnecting)");
         return -1;
     }
-    a->retry_at = now + ASYNC_RETRY_MS;
     struct redis_conn *c = redis_conn_open(&a->opt, err, errlen);
+    int64_t end = now_ms();
+    a->retry_at = end + (4 * (end - start) > ASYNC_RETRY_MS ? 4 * (end - start) : ASYNC_RETRY_MS);
     if (!c)
         return -1;
     a->bev = c->ssl ? bufferevent_openssl_socket_new(a->base, c->fd, c->ssl, BUFFEREVENT_SSL_OPEN,

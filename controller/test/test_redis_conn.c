@@ -287,6 +287,33 @@ START_TEST(async_dead_server_fails_fast)
 }
 END_TEST
 
+/* A server that never finishes the TLS handshake costs the loop one connect
+ * timeout, then nothing for four times as long. */
+START_TEST(async_slow_connect_backs_off)
+{
+    int lfd = -1;
+    char url[64], err[256];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", free_port(1, &lfd));
+    struct redis_options o = {.url = url, .connect_timeout_ms = 600, .insecure_skip_verify = 1};
+    struct seen s = {.base = event_base_new()};
+    struct redis_async *a = redis_async_new(s.base, &o);
+    const char *argv[] = {"PING"};
+    double t = now_s();
+    ck_assert_int_eq(redis_async_command(a, 1, argv, NULL, on_reply, &s, err, sizeof err), -1);
+    double took = now_s() - t;
+    ck_assert_msg(took >= 0.55 && took < 2.0, "took %.3f", took);
+    ck_assert_msg(strstr(err, "handshake") != NULL, "%s", err);
+    usleep(1100 * 1000);   /* past the plain one-second pause, well within 4 x 600 ms of the attempt */
+    t = now_s();
+    ck_assert_int_eq(redis_async_command(a, 1, argv, NULL, on_reply, &s, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "reconnecting") != NULL, "%s", err);
+    ck_assert(now_s() - t < 0.1);
+    redis_async_free(a);
+    event_base_free(s.base);
+    close(lfd);
+}
+END_TEST
+
 START_TEST(async_reconnects_after_close)
 {
     struct fake f = {.close_after = 1};
@@ -334,6 +361,7 @@ int main(void)
     tcase_add_test(tc, async_pipelines_in_order);
     tcase_add_test(tc, async_silent_server_fails_in_flight);
     tcase_add_test(tc, async_dead_server_fails_fast);
+    tcase_add_test(tc, async_slow_connect_backs_off);
     tcase_add_test(tc, async_reconnects_after_close);
     tcase_add_test(tc, async_free_ends_pending);
     suite_add_tcase(s, tc);
