@@ -33,6 +33,9 @@ cleanup() {
 trap cleanup EXIT
 
 kc apply -f "$root/crds/" >/dev/null
+# An earlier run's namespaces still being deleted would load the API server
+# during this one: wait (up to 2 min) until they are gone.
+for _ in $(seq 120); do kc get ns -o name | grep -q '/bench-\(ctl\|op\)-' || break; sleep 1; done
 kc create ns "$NS" >/dev/null; kc create ns "$OPNS" >/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
   -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
@@ -47,19 +50,26 @@ for i in $(seq 1 "$N"); do
   printf -- '---\napiVersion: agentmesh.io/v1alpha1\nkind: AgentIdentity\nmetadata: {name: a%d, namespace: %s, labels: {team: t%d}}\nspec: {sponsor: a%d@example.com, capabilities: ["read:data"], cloud: {aws: {roleArn: "arn:aws:iam::123456789012:role/a%d"}}}\n' \
     "$i" "$NS" $((i % 10)) "$i" "$i"
 done >"$WORK/agents.yaml"
+# requests [method regex]: the controller's API requests so far (client-go's metric).
+requests() { curl -fsS http://127.0.0.1:19390/metrics | awk -v m="${1:-.}" '/^rest_client_requests_total/ && $0 ~ "method=\"" m {s+=$NF} END{print s+0}'; }
+r0=$(requests)
 t0=$(date +%s.%N)
 kc apply -f "$WORK/agents.yaml" >/dev/null
 t1=$(date +%s.%N)
-ready() { [ "$(kc -n "$NS" get agid -o json | jq '[.items[]|select(.status.phase=="Active" and .status.observedGeneration==.metadata.generation)]|length')" = "$N" ]; }
+# resourceVersion=0: served from the API server's watch cache, so polling a
+# thousand objects does not load etcd and slow down what it measures.
+ready() { [ "$(kc get --raw "/apis/agentmesh.io/v1alpha1/namespaces/$NS/agentidentities?resourceVersion=0" | jq '[.items[]|select(.status.phase=="Active" and .status.observedGeneration==.metadata.generation)]|length')" = "$N" ]; }
 until ready; do sleep 1; done
 t2=$(date +%s.%N)
+r1=$(requests)
 echo "kubectl apply of $N AgentIdentities: $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
 echo "all $N Ready (3 children + status each): $(awk "BEGIN{printf \"%.1f\", $t2 - $t0}") s after the apply started"
+echo "controller API requests per new agent: $(awk "BEGIN{printf \"%.2f\", ($r1 - $r0) / $N}")"
 sleep 3
 echo "RSS with $N agents + $((3 * N)) children cached: $(rss_mib $PID) MiB"
-before=$(curl -fsS http://127.0.0.1:19390/metrics | awk '/^rest_client_requests_total/ && /method="(POST|PUT|PATCH|DELETE)"/{s+=$NF} END{print s+0}')
+before=$(requests '(POST|PUT|PATCH|DELETE)')
 kc -n "$NS" annotate agid --all bench/poke="$(date +%s)" --overwrite >/dev/null  # every agent reconciles again
 sleep 10
-after=$(curl -fsS http://127.0.0.1:19390/metrics | awk '/^rest_client_requests_total/ && /method="(POST|PUT|PATCH|DELETE)"/{s+=$NF} END{print s+0}')
+after=$(requests '(POST|PUT|PATCH|DELETE)')
 echo "API writes for $N no-op reconciles: $((after - before))"
 echo "peak RSS: $(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$PID/status) MiB"

@@ -18,6 +18,7 @@
 #include "controller/trust_policy.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,30 @@ struct agent_view {
     long long injected_pods;
     json_t *conditions;
     char now[32];
+    /* A new agent's first children are told in one Event ("Provisioned"),
+     * not one per child: three Events per new agent were a third of the
+     * controller's writes when a thousand agents arrive at once. */
+    int provisioning;
+    char provisioned[512];
 };
+
+/* Tells one step of a transition: folded into the "Provisioned" note while a
+ * new agent is being set up, its own Event otherwise. */
+static void note_transition(struct controller *c, struct agent_view *v, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void note_transition(struct controller *c, struct agent_view *v, const char *reason, const char *fmt, ...) {
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!v->provisioning) {
+        events_record(c->events, v->agid, "Normal", reason, "%s", msg);
+        return;
+    }
+    size_t used = strlen(v->provisioned);
+    snprintf(v->provisioned + used, sizeof v->provisioned - used, "%s%s", used ? "; " : "", msg);
+}
 
 static long long now_unix(void) { return (long long)time(NULL); }
 
@@ -132,8 +156,11 @@ static json_t *render_identity_secret(const struct agent_view *v, const char *pr
                      "ownerReferences", render_owner_refs(v->agid), "data", data);
 }
 
+#define CREATE_EXISTS 1   /* create_identity: the Secret is already there */
+
 /* Creates the identity Secret with a fresh key. The DID is kept from status
- * when the agent had one (its Secret was deleted): the DID names the agent for life. */
+ * when the agent had one (its Secret was deleted): the DID names the agent for life.
+ * Returns CREATE_EXISTS when the Secret exists after all (the cache lagged). */
 static int create_identity(struct controller *c, struct agent_view *v) {
     const char *old_did = json_str_at(v->agid, "status.did");
     if (identity_generate(&v->id) != 0) return -1;
@@ -144,6 +171,10 @@ static int create_identity(struct controller *c, struct agent_view *v) {
     int rc = secret ? kube_create(c->client, &GVR_SECRETS, v->ns, secret, &r) : -1;
     json_decref(secret);
     sodium_memzero(v->id.sk, sizeof v->id.sk); /* the reconciler keeps only the public half */
+    if (rc != 0 && kube_is_reason(&r, "AlreadyExists")) {
+        kube_result_free(&r);
+        return CREATE_EXISTS;
+    }
     if (rc != 0) {
         log_warn(LOG, "%s/%s: cannot create identity Secret: %s %s", v->ns, v->name, r.reason, r.message);
         kube_result_free(&r);
@@ -152,8 +183,8 @@ static int create_identity(struct controller *c, struct agent_view *v) {
     kube_result_free(&r);
     v->have_identity = 1;
     v->has_prev = 0;
-    events_record(c->events, v->agid, "Normal", old_did ? "KeyRecreated" : "KeyGenerated",
-                  "Ed25519 key %s generated for %s", v->id.key_id, v->id.did);
+    v->provisioning = old_did == NULL;
+    note_transition(c, v, "KeyRecreated", "Ed25519 key %s generated for %s", v->id.key_id, v->id.did);
     return 0;
 }
 
@@ -232,28 +263,24 @@ static int restore_secret_metadata(struct controller *c, struct agent_view *v, c
 static int ensure_identity(struct controller *c, struct agent_view *v, int revoke, double *requeue) {
     if (agent_secret_name(v->name, v->secret_name, sizeof v->secret_name) != 0) return -1;
     json_t *secret = informer_get_by_name(c->secrets, v->ns, v->secret_name);
-    if (!secret) { /* the cache may lag a create: ask the API once */
+    int rc = 0;
+    /* Not cached: almost always a new agent, so create it straight away; only
+     * when the cache lagged a create of ours does that cost a second request. */
+    if (!secret && (rc = create_identity(c, v)) == CREATE_EXISTS) {
         struct kube_result r = {0};
-        if (kube_get(c->client, &GVR_SECRETS, v->ns, v->secret_name, NULL, &r) == 0)
-            secret = json_incref(r.body);
-        else if (!kube_is_reason(&r, "NotFound")) {
-            kube_result_free(&r);
-            return -1;
-        }
+        rc = kube_get(c->client, &GVR_SECRETS, v->ns, v->secret_name, NULL, &r);
+        if (rc == 0) secret = json_incref(r.body);
         kube_result_free(&r);
     }
-    int rc;
-    if (!secret) {
-        rc = create_identity(c, v);
-    } else if (identity_public_from_secret(secret, v) != 0) {
+    if (secret && identity_public_from_secret(secret, v) != 0) {
         /* Corrupted by hand: replace it, keeping the DID. */
         events_record(c->events, v->agid, "Warning", "KeyInvalid",
                       "Secret %s holds no valid identity; generating a new key", v->secret_name);
         struct kube_result r = {0};
         rc = kube_delete(c->client, &GVR_SECRETS, v->ns, v->secret_name, NULL, &r);
         kube_result_free(&r);
-        if (rc == 0) rc = create_identity(c, v);
-    } else {
+        if (rc == 0 && create_identity(c, v) != 0) rc = -1;
+    } else if (secret) {
         rc = restore_secret_metadata(c, v, secret);
         json_t *ann = json_at(secret, "metadata.annotations");
         const char *revoked = json_string_value(json_object_get(ann, "agentmesh.io/revoked-key-id"));
@@ -323,8 +350,8 @@ static int ensure_service_account(struct controller *c, struct agent_view *v) {
         if (rc != 0)
             log_warn(LOG, "%s/%s: apply ServiceAccount %s: %s %s", v->ns, v->name, sa_name, r.reason, r.message);
         else
-            events_record(c->events, v->agid, "Normal", sa ? "ServiceAccountUpdated" : "ServiceAccountCreated",
-                          "ServiceAccount %s %s", sa_name, v->preexisting_sa ? "adopted (pre-existing)" : "applied");
+            note_transition(c, v, sa ? "ServiceAccountUpdated" : "ServiceAccountCreated", "ServiceAccount %s %s",
+                            sa_name, v->preexisting_sa ? "adopted (pre-existing)" : "applied");
         kube_result_free(&r);
     }
     json_decref(want);
@@ -448,9 +475,9 @@ static int ensure_network_policy(struct controller *c, struct agent_view *v, con
         if (rc != 0)
             log_warn(LOG, "%s/%s: apply NetworkPolicy: %s %s", v->ns, v->name, r.reason, r.message);
         else
-            events_record(c->events, v->agid, "Normal", "NetworkPolicyApplied", "NetworkPolicy %s: %s", name,
-                          in.quarantined ? "quarantine (ingress none, egress DNS + controller API)"
-                                         : "ingress from agents at or above the trust bar");
+            note_transition(c, v, "NetworkPolicyApplied", "NetworkPolicy %s: %s", name,
+                            in.quarantined ? "quarantine (ingress none, egress DNS + controller API)"
+                                           : "ingress from agents at or above the trust bar");
         kube_result_free(&r);
     }
     conditions_set(v->conditions, "NetworkPolicyReady", rc == 0, rc == 0 ? "Applied" : "APIError",
@@ -620,30 +647,76 @@ static double monotonic(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The last status write for one agent: when (for the throttle), and the
+ * resourceVersion the cache held when we wrote it. While the cache still
+ * holds that version, our own write has not come back on the watch yet: the
+ * cached status is stale, and writing from it would only repeat ourselves. */
+struct status_write {
+    double at;
+    char rv_before[32];
+};
+
+/* The agent's record (created on first use), with throttle_lock held; NULL if out of memory. */
+static struct status_write *status_write_of(struct controller *c, const char *key) {
+    struct status_write *w = strmap_get(c->last_status_write, key);
+    if (w) return w;
+    w = calloc(1, sizeof *w);
+    if (w && strmap_put(c->last_status_write, key, w, NULL) != 0) {
+        free(w);
+        w = NULL;
+    }
+    return w;
+}
+
+/* 1 when the cached agent (at resourceVersion `rv`) predates our last status write. */
+static int cache_behind_our_write(struct controller *c, const char *key, const char *rv) {
+    pthread_mutex_lock(&c->throttle_lock);
+    struct status_write *w = strmap_get(c->last_status_write, key);
+    int behind = w && rv && w->rv_before[0] && strcmp(w->rv_before, rv) == 0;
+    pthread_mutex_unlock(&c->throttle_lock);
+    return behind;
+}
+
 /* How long until status for `key` may be written again; 0 = now (and records the write). */
 static double throttle(struct controller *c, const char *key, int score_only) {
     double now = monotonic();
     pthread_mutex_lock(&c->throttle_lock);
-    double *last = strmap_get(c->last_status_write, key);
+    struct status_write *w = strmap_get(c->last_status_write, key);
     double wait = 0;
-    if (score_only && last && now - *last < c->status_min_interval) {
-        wait = c->status_min_interval - (now - *last);
-    } else {
-        if (!last && (last = malloc(sizeof *last)) != NULL && strmap_put(c->last_status_write, key, last, NULL) != 0) {
-            free(last);
-            last = NULL;
-        }
-        if (last) *last = now;
+    if (score_only && w && w->at > 0 && now - w->at < c->status_min_interval) {
+        wait = c->status_min_interval - (now - w->at);
+    } else if ((w = status_write_of(c, key)) != NULL) {
+        w->at = now;
     }
     pthread_mutex_unlock(&c->throttle_lock);
     return wait;
 }
 
+/* Records that a status write moved the agent from `rv_before` to `rv_after`.
+ * A write that changed nothing produces no new version and no watch event,
+ * so it must not mark the cache as behind. */
+static void remember_write(struct controller *c, const char *key, const char *rv_before, const char *rv_after) {
+    pthread_mutex_lock(&c->throttle_lock);
+    struct status_write *w = status_write_of(c, key);
+    if (w) {
+        int moved = rv_before && rv_after && strcmp(rv_before, rv_after) != 0;
+        snprintf(w->rv_before, sizeof w->rv_before, "%s", moved ? rv_before : "");
+    }
+    pthread_mutex_unlock(&c->throttle_lock);
+}
+
 static int write_status(struct controller *c, struct agent_view *v, const char *key, double *requeue) {
     json_t *want = desired_status(v);
     json_t *old = json_at(v->agid, "status");
+    const char *rv = json_str_at(v->agid, "metadata.resourceVersion");
     int rc = 0;
-    if (!json_equal(want, old)) {
+    if (json_equal(want, old)) {
+        /* nothing to write */
+    } else if (cache_behind_our_write(c, key, rv)) {
+        log_debug(LOG, "%s: status write of ours not cached yet; its watch event brings the agent back", key);
+        json_decref(want);
+        return 0;
+    } else {
         double wait = throttle(c, key, old && only_score_changed(old, want));
         if (wait > 0) {
             if (*requeue <= 0 || wait < *requeue) *requeue = wait;
@@ -653,6 +726,7 @@ static int write_status(struct controller *c, struct agent_view *v, const char *
             rc = kube_patch(c->client, &GVR_AGENTIDENTITIES, v->ns, v->name, "status", KUBE_PATCH_MERGE, patch,
                             NULL, 0, &r);
             if (rc != 0) log_warn(LOG, "%s/%s: status: %s %s", v->ns, v->name, r.reason, r.message);
+            else remember_write(c, key, rv, json_str_at(r.body, "metadata.resourceVersion"));
             kube_result_free(&r);
             json_decref(patch);
         }
@@ -802,6 +876,7 @@ int agent_reconcile(struct controller *c, const char *key, double *requeue_after
                    ready ? "all children are in their desired state" : "some children are not ready yet; see other conditions",
                    v.generation, v.now);
     int st_rc = v.have_identity ? write_status(c, &v, key, requeue_after) : 0;
+    if (v.provisioning) events_record(c->events, agid, "Normal", "Provisioned", "%s", v.provisioned);
     /* Decay moves the score by whole hours: look again at the next hour boundary. */
     if (ready && v.have_score && (*requeue_after <= 0 || *requeue_after > 3600)) *requeue_after = 3600;
     trust_policy_free(&eff);

@@ -36,7 +36,7 @@ struct controller {
     int api_port;
     double status_min_interval;      /* non-tier score changes reach status at most this often (10 s) */
     pthread_mutex_t throttle_lock;
-    struct strmap *last_status_write; /* "ns/name" -> double * (monotonic seconds) */
+    struct strmap *last_status_write; /* "ns/name" -> struct status_write * (agent_reconciler.c) */
     int leading;                     /* set (atomically) once this replica holds the Lease */
 };
 

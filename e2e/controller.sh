@@ -108,6 +108,15 @@ check "status has tier, score, phase, serviceAccountName, secretName" test \
 check "all six conditions are True" test \
   "$(kc -n "$NS" get agid agent-alpha -o json | jq -r '[.status.conditions[]|select(.status=="True")|.type]|sort|join(",")')" \
   = "CloudBindingReady,KeyReady,NetworkPolicyReady,Ready,ServiceAccountReady,Trusted"
+# A new agent's key, ServiceAccount and NetworkPolicy are told in one Event,
+# naming all three (one write to the API server instead of three).
+provisioned() { kc -n "$NS" get events --field-selector involvedObject.name=agent-alpha -o json |
+  jq -r '[.items[]|select(.reason=="Provisioned")] | [length, (.[0].message|test("Ed25519 key key-[0-9a-f]+ generated for did:mesh:.*; ServiceAccount agent-alpha applied; NetworkPolicy agent-alpha-agentmesh: "))]|map(tostring)|join(" ")'; }
+check "a new agent is one Provisioned Event naming key, ServiceAccount and NetworkPolicy" test "$(provisioned)" = "1 true"
+# Reconciles that run before our own status write is back on the watch see
+# the old status: they must not write it again.
+check "a new agent's status is written once" test \
+  "$(grep -c "PATCH /apis/agentmesh.io/v1alpha1/namespaces/$NS/agentidentities/agent-alpha/status" "$WORK/a.log")" = 1
 kc apply -f - >/dev/null <<YAML
 apiVersion: agentmesh.io/v1alpha1
 kind: TrustPolicy
