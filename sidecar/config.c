@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_LISTEN_API, K_LISTEN_METRICS, K_SECONDS, K_LOG_LEVEL };
+enum kind { K_STR, K_LISTEN_API, K_LISTEN_METRICS, K_SECONDS, K_SLICE_US, K_LOG_LEVEL };
 
 struct setting {
     const char *flag;
@@ -35,6 +35,7 @@ static const struct setting settings[] = {
     {"exit-when-file-exists", "AGENTMESH_EXIT_WHEN_FILE_EXISTS", K_STR, STR(exit_file)},
     {"reload-seconds", "AGENTMESH_RELOAD_SECONDS", K_SECONDS, INT(reload_seconds)},
     {"timeout-seconds", "AGENTMESH_TIMEOUT_SECONDS", K_SECONDS, INT(timeout_seconds)},
+    {"sched-slice-us", "AGENTMESH_SCHED_SLICE_US", K_SLICE_US, INT(sched_slice_us)},
     {"log-level", "AGENTMESH_LOG_LEVEL", K_LOG_LEVEL, 0, 0},
 };
 #define NSETTINGS (sizeof settings / sizeof *settings)
@@ -113,6 +114,17 @@ static int apply(struct sidecar_config *c, const struct setting *s, const char *
         *(int *)(base + s->offset) = (int)v;
         return 0;
     }
+    case K_SLICE_US: {
+        char *end;
+        long v = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || (v != 0 && (v < 100 || v > 100000))) {
+            snprintf(err, errlen, "%s: \"%s\" is not 0 (kernel default) or microseconds in 100..100000",
+                     from, value);
+            return -1;
+        }
+        *(int *)(base + s->offset) = (int)v;
+        return 0;
+    }
     case K_LOG_LEVEL: {
         enum log_level lvl;
         if (log_parse_level(value, &lvl) != 0) {
@@ -144,6 +156,7 @@ static void defaults(struct sidecar_config *c) {
     snprintf(c->identity_dir, sizeof c->identity_dir, "%s", ID_DEFAULT_DIR);
     c->reload_seconds = 2;
     c->timeout_seconds = 10;
+    c->sched_slice_us = 100;
 }
 
 int sidecar_config_load(struct sidecar_config *c, int argc, char **argv, char *err, size_t errlen) {

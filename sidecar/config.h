@@ -11,6 +11,7 @@
  *   --exit-when-file-exists  AGENTMESH_EXIT_WHEN_FILE_EXISTS  "" (off)
  *   --reload-seconds         AGENTMESH_RELOAD_SECONDS   2 (identity files polled this often)
  *   --timeout-seconds        AGENTMESH_TIMEOUT_SECONDS  10 (each controller call)
+ *   --sched-slice-us         AGENTMESH_SCHED_SLICE_US   100 (scheduler slice asked for; 0 = kernel default)
  *   --log-level              AGENTMESH_LOG_LEVEL        info
  * The API listener signs with the agent's key for whoever asks, so it only
  * ever binds a loopback address: other pods must not reach it. */
@@ -34,6 +35,7 @@ struct sidecar_config {
     char exit_file[PATH_MAX];
     int reload_seconds;
     int timeout_seconds;
+    int sched_slice_us;
 };
 
 enum { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };

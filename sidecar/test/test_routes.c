@@ -332,6 +332,7 @@ START_TEST(config_precedence) {
     ck_assert_int_eq(c.metrics_port, 9091);
     ck_assert_str_eq(c.identity_dir, "/var/run/agentmesh/identity");
     ck_assert_str_eq(c.exit_file, "");
+    ck_assert_int_eq(c.sched_slice_us, 100);
 
     setenv("AGENTMESH_CONTROLLER_URL", "http://env:1", 1);
     setenv("AGENTMESH_LISTEN", "127.0.0.2:9000", 1);
@@ -341,8 +342,10 @@ START_TEST(config_precedence) {
     ck_assert_int_eq(c.listen_port, 9000);
 
     char *flags[] = {"sidecar", "--controller-url", "https://flag:2", "--listen=[::1]:8082",
-                     "--exit-when-file-exists", "/var/run/agentmesh/exit", "--reload-seconds=5", NULL};
-    ck_assert_int_eq(sidecar_config_load(&c, 7, flags, err, sizeof err), CONFIG_OK);
+                     "--exit-when-file-exists", "/var/run/agentmesh/exit", "--reload-seconds=5",
+                     "--sched-slice-us=0", NULL};
+    ck_assert_int_eq(sidecar_config_load(&c, 8, flags, err, sizeof err), CONFIG_OK);
+    ck_assert_int_eq(c.sched_slice_us, 0);
     ck_assert_str_eq(c.controller_url, "https://flag:2");
     ck_assert_str_eq(c.listen_addr, "::1");
     ck_assert_int_eq(c.listen_port, 8082);
@@ -373,6 +376,8 @@ START_TEST(config_errors) {
     expect_config_error("--identity-dir", NULL, "needs a value");
     expect_config_error("--timeout-seconds", "0", "1..3600");
     expect_config_error("--timeout-seconds", "5s", "1..3600");
+    expect_config_error("--sched-slice-us", "50", "100..100000");
+    expect_config_error("--sched-slice-us", "1ms", "100..100000");
     expect_config_error("--log-level", "loud", "debug, info");
     expect_config_error("positional", NULL, "unexpected argument");
     setenv("AGENTMESH_LISTEN", "0.0.0.0:8081", 1);
