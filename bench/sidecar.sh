@@ -48,9 +48,6 @@ wait_for() { local n=$1; shift; for _ in $(seq 1 $((n * 5))); do "$@" >/dev/null
 kib() { awk -v f="$2" '$1 == f":" {print $2}' "/proc/$1/status"; }
 # CPU clock ticks (user + system) a process has used so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# CPU clock ticks all processes have used so far (the machine is shared:
-# what else ran during a run explains a bad p99).
-busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # next_port VAR: the next port of PORT_BASE.., or one the kernel picks.
 NEXT_PORT=${PORT_BASE:-0}
 next_port() {
@@ -117,17 +114,19 @@ run() {
   idle_a=$(kib "$apid" VmRSS) idle_b=$(kib "$bpid" VmRSS)
   for i in $(seq 1 "$RUNS"); do
     echo "== controller over $mode, run $i/$RUNS: $RATE handshakes/s for $SECONDS_PER_RUN s"
-    t0="$(ticks "$cpid") $(ticks "$apid") $(ticks "$bpid") $(busy)"
+    t0="$(ticks "$cpid") $(ticks "$apid") $(ticks "$bpid")"
     out=$("$BUILD_DIR/bench_sidecar_handshake" "$a" "$b" "$BOB_DID" "$RATE" "$SECONDS_PER_RUN") || out="$out
 (some handshakes failed)"
-    t1="$(ticks "$cpid") $(ticks "$apid") $(ticks "$bpid") $(busy)"
+    t1="$(ticks "$cpid") $(ticks "$apid") $(ticks "$bpid")"
     echo "$out"
     n=$(awk '/^handshakes/ {print $2}' <<<"$out")
     # ticks are 1/CLK_TCK s: CPU time per handshake in microseconds.
-    awk -v a="$t0" -v b="$t1" -v n="$n" -v secs="$SECONDS_PER_RUN" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {
       split(a, x); split(b, y); if (n < 1) exit;
-      printf "CPU us per handshake: controller %.0f  sidecar A %.0f  sidecar B %.0f; whole machine busy %.2f cores\n",
-        (y[1]-x[1])/hz*1e6/n, (y[2]-x[2])/hz*1e6/n, (y[3]-x[3])/hz*1e6/n, (y[4]-x[4])/hz/secs }'
+      printf "CPU us per handshake: controller %.0f  sidecar A %.0f  sidecar B %.0f\n",
+        (y[1]-x[1])/hz*1e6/n, (y[2]-x[2])/hz*1e6/n, (y[3]-x[3])/hz*1e6/n }'
+    # The machine is shared: what else ran explains a bad p99.
+    echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     p99s="$p99s $(awk '/from due time/ {print $13}' <<<"$out")"
   done
   printf 'sidecar RSS kB   %-8s %-8s %-8s\n' idle after peak
