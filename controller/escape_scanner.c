@@ -127,7 +127,7 @@ static int index_namespaces(struct pass *p) {
     return 0;
 }
 
-/* The AgentIdentity the pod asks for (a copy the caller frees), or NULL:
+/* The AgentIdentity the pod asks for (read-only; the caller drops its reference), or NULL:
  * by name, or by service account through the agents informer's
  * "namespace/serviceAccountName" index (the first one wins). */
 static json_t *find_agent(const struct pass *p, const json_t *pod) {

@@ -372,6 +372,40 @@ START_TEST(index_follows_adds_updates_deletes_and_relists)
 }
 END_TEST
 
+/* An AgentIdentity looked up for every pod of a Deployment is decoded once;
+ * an update, and a delete, are seen at once all the same. */
+START_TEST(indexed_lookups_decode_once_and_follow_updates)
+{
+    struct recorder r = {0};
+    struct informer_opts o = {
+        .gvr = {"", "v1", "configmaps", 1},
+        .index_key = by_k,
+        .handlers = {on_add, on_update, on_delete, &r},
+    };
+    struct informer *inf = informer_new(NULL, &o);
+    ck_assert_ptr_nonnull(inf);
+    json_t *a = cm("ns", "a", "1");
+    ck_assert_int_eq(json_set_at(a, "data.v", json_string("old")), 0);
+    apply(inf, KUBE_EVENT_ADDED, a);
+    json_t *x = informer_get_indexed(inf, "1"), *y = informer_get_indexed(inf, "1");
+    ck_assert_ptr_eq(x, y);   /* the second answer is the tree decoded for the first */
+    ck_assert_str_eq(json_str_at(y, "data.v"), "old");
+    json_decref(x);
+    json_decref(y);
+
+    json_t *b = cm("ns", "a", "1");
+    ck_assert_int_eq(json_set_at(b, "data.v", json_string("new")), 0);
+    apply(inf, KUBE_EVENT_MODIFIED, b);
+    json_t *z = informer_get_indexed(inf, "1");
+    ck_assert_str_eq(json_str_at(z, "data.v"), "new");
+    json_decref(z);
+
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "a", "1"));
+    ck_assert_ptr_null(informer_get_indexed(inf, "1"));
+    informer_free(inf);
+}
+END_TEST
+
 START_TEST(cached_copies_are_private)
 {
     struct recorder r = {0};
@@ -508,6 +542,7 @@ int main(void)
     tcase_add_test(tc, transform_before_caching);
     tcase_add_test(tc, resync_updates_every_object);
     tcase_add_test(tc, index_follows_adds_updates_deletes_and_relists);
+    tcase_add_test(tc, indexed_lookups_decode_once_and_follow_updates);
     tcase_add_test(tc, cached_copies_are_private);
     tcase_add_test(tc, watch_lines_into_informer);
     tcase_add_test(tc, decode_errors_name_the_problem);
