@@ -453,8 +453,8 @@ static void verify_call(struct call *c, const struct agent_record *caller) {
     if (res.policy) metric_add(api->violations, 1);
     if (!res.verified)
         log_info(LOG, "handshake of %s for %s rejected: %s", req.agent_did, caller->did, res.reason);
+    reply_json(c, 200, verify_reply(&res));   /* first: the audit wakes its worker thread */
     audit_handshake(api, caller->did, req.challenge_id, req.agent_did, &res);
-    reply_json(c, 200, verify_reply(&res));
     handshake_result_clear(&res);
     json_decref(in);
 }
