@@ -329,16 +329,23 @@ static const char *names_of(json_t *arr, char *buf, size_t len)
     return buf;
 }
 
-START_TEST(index_follows_adds_updates_deletes_and_relists)
+/* A ConfigMap informer indexed by data.k, recording into r. */
+static struct informer *new_indexed_informer(struct recorder *r)
 {
-    struct recorder r = {0};
     struct informer_opts o = {
         .gvr = {"", "v1", "configmaps", 1},
         .index_key = by_k,
-        .handlers = {on_add, on_update, on_delete, &r},
+        .handlers = {on_add, on_update, on_delete, r},
     };
     struct informer *inf = informer_new(NULL, &o);
     ck_assert_ptr_nonnull(inf);
+    return inf;
+}
+
+START_TEST(index_follows_adds_updates_deletes_and_relists)
+{
+    struct recorder r = {0};
+    struct informer *inf = new_indexed_informer(&r);
     char buf[128];
     apply(inf, KUBE_EVENT_ADDED, cm("ns", "a", "1"));
     apply(inf, KUBE_EVENT_ADDED, cm("ns", "b", "1"));
@@ -377,13 +384,7 @@ END_TEST
 START_TEST(indexed_lookups_decode_once_and_follow_updates)
 {
     struct recorder r = {0};
-    struct informer_opts o = {
-        .gvr = {"", "v1", "configmaps", 1},
-        .index_key = by_k,
-        .handlers = {on_add, on_update, on_delete, &r},
-    };
-    struct informer *inf = informer_new(NULL, &o);
-    ck_assert_ptr_nonnull(inf);
+    struct informer *inf = new_indexed_informer(&r);
     json_t *a = cm("ns", "a", "1");
     ck_assert_int_eq(json_set_at(a, "data.v", json_string("old")), 0);
     apply(inf, KUBE_EVENT_ADDED, a);
