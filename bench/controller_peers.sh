@@ -201,11 +201,22 @@ stop_watch() { kill "$WPID" 2>/dev/null || true; exec 5<&-; WPID=""; }
 # A bash read loop, not awk: mawk buffers a pipe's input and would sit on
 # lines it has already read.
 wait_ready() {
-  local want=$1 c=0 line name phase og gen left deadline=$((SECONDS + TIMEOUT))
+  local want=$1 c=0 line name phase og gen left rc deadline=$((SECONDS + TIMEOUT))
   local -A ready=()
   while [ "$c" -lt "$want" ]; do
-    left=$((deadline - SECONDS))
-    [ "$left" -gt 0 ] && IFS= read -r -t "$left" line <&5 || die "fewer than $want AgentIdentities Ready after ${TIMEOUT}s ($c on the watch, $(count_ready) by a list)
+    left=$((deadline - SECONDS)) rc=0
+    [ "$left" -gt 0 ] && { IFS= read -r -t "$left" line <&5 || rc=$?; } || rc=142
+    if [ "$rc" = 1 ]; then   # end of the watch, not a timeout
+      # The API server closes a watch that falls behind (thousands of updates in
+      # a burst): count from the watch cache once a second from here on (±1 s).
+      echo "note: the watch ended after $c Ready; polling the list from here" >&2
+      until [ "$(ready_of_all)" = yes ]; do
+        [ $SECONDS -lt $deadline ] || break
+        sleep 1
+      done
+      [ "$(ready_of_all)" = yes ] && return 0
+    fi
+    [ "$rc" = 0 ] || die "fewer than $want AgentIdentities Ready after ${TIMEOUT}s ($c on the watch, $(count_ready) by a list)
 watch: $(tail -n 3 "$WORK/watch.log" "$WORK/watch.err" 2>&1)
 controller log: $(tail -n 20 "$WORK/ctl.log")"
     echo "$line" >>"$WORK/watch.log"
@@ -217,6 +228,11 @@ controller log: $(tail -n 20 "$WORK/ctl.log")"
       unset "ready[$name]"; c=$((c - 1))
     fi
   done
+}
+# "yes" when every AgentIdentity in $NS is Ready (read from the watch cache).
+ready_of_all() {
+  kc get --raw "/apis/agentmesh.io/v1alpha1/namespaces/$NS/agentidentities?resourceVersion=0" |
+    jq -r '.items | if all(.status.phase == "Active" and .status.observedGeneration == .metadata.generation) then "yes" else "no" end'
 }
 count_ready() {
   kc -n "$NS" get agentidentities.agentmesh.io -o json |
