@@ -41,11 +41,12 @@
 # or SKIP_SAMPLE=1); kubectl, jq, curl, openssl, awk.
 #
 #   N=1000 bench/controller_peers.sh
-#   N=1000 N2=5000 SKIP_CEILING=1 SKIP_SAMPLE=1 bench/controller_peers.sh   # growth
+#   N=1000 N2=5000 SKIP_CEILING=1 SKIP_SAMPLE=1 SKIP_BACKLOG=1 bench/controller_peers.sh   # growth
 #
 # Knobs: N (1000), N2 (unset), CLIENTS (8), BIN, SAMPLE_CONTROLLER,
 # METRICS_PORT (19391), WORKERS (4), TIMEOUT per wait in s (300),
-# SKIP_CEILING=1, SKIP_SAMPLE=1, CLEANUP_WAIT s to wait for namespace deletion (90).
+# SKIP_CEILING=1, SKIP_SAMPLE=1, SKIP_BACKLOG=1 (phase 2b, below),
+# CLEANUP_WAIT s to wait for namespace deletion (90).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-1000}
