@@ -183,6 +183,8 @@ static int create_identity(struct controller *c, struct agent_view *v) {
     kube_result_free(&r);
     v->have_identity = 1;
     v->has_prev = 0;
+    /* A first key belongs in the new agent's Provisioned Event; an agent that
+     * already had a DID lost its Secret, and that is an Event of its own. */
     v->provisioning = old_did == NULL;
     note_transition(c, v, "KeyRecreated", "Ed25519 key %s generated for %s", v->id.key_id, v->id.did);
     return 0;

@@ -83,6 +83,14 @@ struct packed {
     unsigned char data[];
 };
 
+/* Another reference to `p` (NULL stays NULL), taken under the lock that found it. */
+static struct packed *packed_ref(struct packed *p)
+{
+    if (p)
+        atomic_fetch_add(&p->refs, 1);
+    return p;
+}
+
 static void packed_unref(struct packed *p)
 {
     if (p && atomic_fetch_sub(&p->refs, 1) == 1)
@@ -571,8 +579,7 @@ static int snap_one(struct snapshot *s, struct packed *p)
 {
     if (!p || s->n == s->cap)
         return p ? -1 : 0;
-    atomic_fetch_add(&p->refs, 1);
-    s->items[s->n++] = p;
+    s->items[s->n++] = packed_ref(p);
     return 0;
 }
 
@@ -661,8 +668,7 @@ static json_t *memo_unpack(struct informer *inf, struct packed *p)
     struct memo old;
     pthread_mutex_lock(&inf->memo_mu);
     old = *m;
-    atomic_fetch_add(&p->refs, 1);
-    m->p = p;
+    m->p = packed_ref(p);
     m->obj = json_incref(obj);
     pthread_mutex_unlock(&inf->memo_mu);
     packed_unref(old.p);
@@ -674,9 +680,7 @@ json_t *informer_get_indexed(struct informer *inf, const char *value)
 {
     pthread_mutex_lock(&inf->mu);
     struct keyset *ks = inf->index ? strmap_get(inf->index, value) : NULL;
-    struct packed *p = ks && ks->n ? strmap_get(inf->cache, ks->keys[0]) : NULL;
-    if (p)
-        atomic_fetch_add(&p->refs, 1);
+    struct packed *p = packed_ref(ks && ks->n ? strmap_get(inf->cache, ks->keys[0]) : NULL);
     pthread_mutex_unlock(&inf->mu);
     json_t *obj = p ? memo_unpack(inf, p) : NULL;
     packed_unref(p);
@@ -698,9 +702,7 @@ void informer_resync(struct informer *inf)
 json_t *informer_get(struct informer *inf, const char *key)
 {
     pthread_mutex_lock(&inf->mu);
-    struct packed *p = strmap_get(inf->cache, key);
-    if (p)
-        atomic_fetch_add(&p->refs, 1);
+    struct packed *p = packed_ref(strmap_get(inf->cache, key));
     pthread_mutex_unlock(&inf->mu);
     json_t *obj = p ? unpack(inf, p) : NULL;
     packed_unref(p);
