@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sched_slice.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -258,6 +259,10 @@ static void stop_loop(evutil_socket_t fd, short what, void *arg) {
 
 static void *loop_main(void *arg) {
     struct loop *loop = arg;
+    int slice = loop->owner->opts.sched_slice_us;
+    char err[128];
+    if (slice > 0 && sched_slice_set(slice, err, sizeof err) != 0)
+        log_warn("httpd", "%s: %s (keeping the kernel's slice)", loop->owner->name, err);
     event_base_dispatch(loop->base);
     if (loop->owner->on_stop) loop->owner->on_stop(loop->base, loop->owner->on_stop_arg);
     return NULL;

@@ -10,7 +10,12 @@
  * handler either replies before returning, or keeps the request and replies
  * later from the same loop (httpd_req_base gives the loop, for async work
  * like the sidecar's calls to the controller). Every request gets exactly
- * one reply; the reply frees the request. */
+ * one reply; the reply frees the request.
+ *
+ * sched_slice_us is applied by each loop thread to itself, whichever thread
+ * calls httpd_start (the controller starts the webhook listener from its
+ * certificate manager's thread): only the listeners get the short slice,
+ * not the threads around them. */
 #ifndef AGENTMESH_HTTPD_H
 #define AGENTMESH_HTTPD_H
 
@@ -33,6 +38,7 @@ struct httpd_options {
     int timeout_seconds;     /* per-connection read/write timeout; 0 = 30 */
     int tls;                 /* HTTPS: needs httpd_set_tls before start */
     int max_requests_per_second; /* per listener, token bucket; over → 429. 0 = unlimited */
+    int sched_slice_us;      /* scheduler slice of the loop threads (sched_slice.h); 0 = kernel's */
 };
 
 struct httpd *httpd_new(const struct httpd_options *opts);

@@ -1,6 +1,8 @@
 /* config.c — flags, AGENTMESH_* environment and YAML file (config.h). */
 #include "controller/config.h"
 
+#include "common/sched_slice.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +31,7 @@ static const struct option_def options[] = {
     {"webhook-port", OPT_INT, O(webhook_port), "9443", "admission webhook port (HTTPS)"},
     {"api-threads", OPT_INT, O(api_threads), "2", "event loops serving the trust API"},
     {"webhook-threads", OPT_INT, O(webhook_threads), "2", "event loops serving the webhooks"},
+    {"sched-slice-us", OPT_INT, O(sched_slice_us), "100", "scheduler slice in us of the webhook threads (100..100000; Linux >= 6.12 honours it): a woken listener preempts a busy neighbour sooner; 0 = kernel default"},
     {"api-tls", OPT_BOOL, O(api_tls), "false", "serve the trust API over TLS with the webhook certificate"},
     {"api-rate-limit", OPT_INT, O(api_rate_limit), "0", "trust API requests per second per replica, over it 429; 0 = unlimited"},
     {"webhook-cert-dir", OPT_STR, O(webhook_cert_dir), NULL, "directory with tls.crt/tls.key (reloaded on change); unset = self-managed certificates"},
@@ -234,6 +237,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
     if (cfg->config_file && load_file(cfg, cfg->config_file, is_set, err, errlen) != 0) return -1;
     if (cfg->api_port > 65535 || cfg->metrics_port > 65535 || cfg->webhook_port > 65535) {
         snprintf(err, errlen, "ports must be within 0..65535");
+        return -1;
+    }
+    if (cfg->sched_slice_us != 0 &&
+        (cfg->sched_slice_us < SCHED_SLICE_MIN_US || cfg->sched_slice_us > SCHED_SLICE_MAX_US)) {
+        snprintf(err, errlen, "sched-slice-us: %d is not 0 (kernel default) or microseconds in %d..%d",
+                 cfg->sched_slice_us, SCHED_SLICE_MIN_US, SCHED_SLICE_MAX_US);
         return -1;
     }
     if (cfg->workers < 1) cfg->workers = 1;

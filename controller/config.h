@@ -16,6 +16,7 @@ struct config {
     char *bind_address;
     int api_port, metrics_port, webhook_port;
     int api_threads, webhook_threads;
+    int sched_slice_us;      /* scheduler slice of the webhook listener threads; 0 = kernel's */
     int api_tls;
     int api_rate_limit;
     char *webhook_cert_dir;

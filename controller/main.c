@@ -194,7 +194,7 @@ static int start_servers(struct servers *s, const struct config *cfg, struct kub
     };
     struct httpd_options wo = {.name = "webhook", .address = cfg->bind_address, .port = cfg->webhook_port,
                                .threads = cfg->webhook_threads, .max_body = WEBHOOK_MAX_BODY,
-                               .timeout_seconds = 10, .tls = 1};
+                               .timeout_seconds = 10, .tls = 1, .sched_slice_us = cfg->sched_slice_us};
     s->webhook_http = httpd_new(&wo);
     s->webhook = s->webhook_http ? webhook_register(s->webhook_http, &wc) : NULL;
     if (!s->webhook) {

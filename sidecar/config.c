@@ -6,6 +6,7 @@
 
 #include "common/identity.h"
 #include "common/log.h"
+#include "common/sched_slice.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -117,9 +118,9 @@ static int apply(struct sidecar_config *c, const struct setting *s, const char *
     case K_SLICE_US: {
         char *end;
         long v = strtol(value, &end, 10);
-        if (value[0] == '\0' || *end != '\0' || (v != 0 && (v < 100 || v > 100000))) {
-            snprintf(err, errlen, "%s: \"%s\" is not 0 (kernel default) or microseconds in 100..100000",
-                     from, value);
+        if (value[0] == '\0' || *end != '\0' || (v != 0 && (v < SCHED_SLICE_MIN_US || v > SCHED_SLICE_MAX_US))) {
+            snprintf(err, errlen, "%s: \"%s\" is not 0 (kernel default) or microseconds in %d..%d",
+                     from, value, SCHED_SLICE_MIN_US, SCHED_SLICE_MAX_US);
             return -1;
         }
         *(int *)(base + s->offset) = (int)v;

@@ -20,26 +20,24 @@
  * Scheduling. The sidecar works in bursts of ~0.1 ms per call, and a call
  * waits for it: on a busy node a woken sidecar thread queued behind a
  * neighbour until that neighbour's slice ended (1.4 ms by default on the
- * 2-core bench machine). It asks for short slices instead (see
- * short_slices); its share of the CPU stays the same.
+ * 2-core bench machine). It asks for short slices instead
+ * (common/sched_slice.h), on the main thread before the listeners start so
+ * every thread of the sidecar inherits them; its share of the CPU stays the
+ * same.
  *
  * Exit codes: 0 on SIGTERM/SIGINT or the exit file, 2 on bad flags, 1 when
  * a listener cannot start. */
 #include "common/identity.h"
 #include "common/log.h"
+#include "common/sched_slice.h"
 #include "sidecar/config.h"
 #include "sidecar/server.h"
 
-#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 struct ticker {
     struct event_base *base;
@@ -47,34 +45,6 @@ struct ticker {
     const struct sidecar_config *cfg;
     time_t last_poll;
 };
-
-/* The kernel's struct sched_attr (glibc before 2.41 has neither it nor a wrapper). */
-struct slice_attr {
-    uint32_t size, sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime, sched_deadline, sched_period;
-};
-
-/* Asks for `us`-microsecond scheduler slices for this thread and the ones
- * it starts later (they inherit it). On Linux >= 6.12 (EEVDF) the slice of
- * a normal thread is its sched_runtime: a shorter one gives it an earlier
- * deadline when it wakes, so it preempts a busy neighbour sooner. Older
- * kernels ignore the field; a failure only costs latency, so it is logged. */
-static void short_slices(int us) {
-    struct slice_attr a;
-    memset(&a, 0, sizeof a);
-    a.size = sizeof a;
-    if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0) {
-        log_warn("sidecar", "sched_getattr: %s (keeping the default slice)", strerror(errno));
-        return;
-    }
-    a.size = sizeof a;
-    a.sched_runtime = (uint64_t)us * 1000;
-    if (syscall(SYS_sched_setattr, 0, &a, 0) != 0)
-        log_warn("sidecar", "sched_setattr: %s (keeping the default slice)", strerror(errno));
-}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     struct event_base *base = arg;
@@ -113,7 +83,8 @@ int main(int argc, char **argv) {
         log_error("sidecar", "cannot initialise (signals or libsodium)");
         return 1;
     }
-    if (cfg.sched_slice_us > 0) short_slices(cfg.sched_slice_us);   /* before the listeners' threads */
+    if (cfg.sched_slice_us > 0 && sched_slice_set(cfg.sched_slice_us, err, sizeof err) != 0)
+        log_warn("sidecar", "%s (keeping the kernel's slice)", err);   /* before the listeners' threads */
     struct sidecar *s = sidecar_start(&cfg, err, sizeof err);
     if (!s) {
         log_error("sidecar", "%s", err);

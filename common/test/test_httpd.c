@@ -1,6 +1,7 @@
 /* test_httpd.c — the evhttp listener: routing, limits, errors, TLS swap, stop.
  * Real sockets on 127.0.0.1 and libcurl as the client. */
 #include "common/httpd.h"
+#include "common/sched_slice.h"
 #include "common/tls.h"
 
 #include <check.h>
@@ -182,6 +183,41 @@ START_TEST(stop_right_after_start) {
 }
 END_TEST
 
+/* Replies with the scheduler slice of the loop thread that runs it. */
+static void slice_of_loop(struct httpd_req *r, void *arg) {
+    (void)arg;
+    httpd_reply_json(r, 200, json_pack("{s:i}", "slice", sched_slice_get()));
+}
+
+/* Each loop thread takes sched_slice_us for itself; the thread that
+ * started the listener keeps its own. */
+START_TEST(loops_take_the_slice) {
+    int def = sched_slice_get();
+    ck_assert_int_ge(def, 0);
+    if (def == 0) return; /* kernel < 6.12 reports no slice */
+    int cases[] = {300, 0};
+    for (int c = 0; c < 2; c++) {
+        struct httpd_options o = {.name = "t", .address = "127.0.0.1", .threads = 2,
+                                  .sched_slice_us = cases[c]};
+        struct httpd *h = httpd_new(&o);
+        ck_assert_ptr_nonnull(h);
+        ck_assert_int_eq(httpd_route(h, "GET", "/slice", 0, slice_of_loop, NULL), 0);
+        char err[256];
+        ck_assert_msg(httpd_start(h, err, sizeof err) == 0, "%s", err);
+        for (int i = 0; i < 8; i++) {   /* new connections: both loops answer some */
+            struct reply r = request("http", httpd_port(h), "GET", "/slice", NULL, 0, NULL);
+            ck_assert_int_eq(r.code, 200);
+            json_t *j = json_loads(r.body, 0, NULL);
+            ck_assert_ptr_nonnull(j);
+            ck_assert_int_eq(json_integer_value(json_object_get(j, "slice")), cases[c] ? cases[c] : def);
+            json_decref(j);
+        }
+        httpd_free(h);
+        ck_assert_int_eq(sched_slice_get(), def);
+    }
+}
+END_TEST
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("httpd");
@@ -191,6 +227,7 @@ int main(void) {
     tcase_add_test(tc, rate_limit);
     tcase_add_test(tc, tls_and_swap);
     tcase_add_test(tc, stop_right_after_start);
+    tcase_add_test(tc, loops_take_the_slice);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
