@@ -15,6 +15,11 @@
 #   5. the floor at the same fixed rate: the same server answering a 404
 #      on an unknown path (same TLS, HTTP and wrk, no webhook work), so a
 #      p99 can be read against what the machine gives any request.
+# One server per scheduler slice in SLICES (the server's --sched-slice-us:
+# 100 is the controller's default, 0 the kernel's), all up at once; the
+# fixed-rate runs and their floors alternate between them for ROUNDS rounds
+# and the medians close the output, so the gain of short slices shows in
+# one run.
 # When agnhost is available (AGNHOST=path, or the kube-build.sh cache after
 # `hack/kube-build.sh --with-peers`), `agnhost webhook` (/mutating-pods-sidecar)
 # is measured the same way in the same run, side by side.
@@ -23,15 +28,18 @@
 # Env: BUILD_DIR (default build-bench, RelWithDebInfo, built here),
 #      THREADS (webhook event loops, default 2: the controller's
 #      --webhook-threads default, what a deployment runs; agnhost uses both
-#      cores too), PORT (19443; agnhost gets PORT+1),
-#      SERVER (a bench_webhook_server binary to measure instead, e.g. an older
-#      build for a before/after; then nothing is built).
+#      cores too), PORT (19443; agnhost gets PORT+1, the webhooks PORT+2...),
+#      SLICES (default "100 0"), ROUNDS (default 1), SERVER (a bench_webhook_server binary to
+#      measure instead, e.g. an older build for a before/after; then nothing
+#      is built; it must know --sched-slice-us).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 DURATION=${1:-10}
 THREADS=${THREADS:-2}
 PORT=${PORT:-19443}
+SLICES=${SLICES:-100 0}
+ROUNDS=${ROUNDS:-1}
 AGNHOST=${AGNHOST:-$HOME/.cache/agentmesh/kube-1.20.2/bin/agnhost}
 WORK=$(mktemp -d)
 PIDS=()
@@ -85,51 +93,88 @@ wait_ready() {
 # cpu_ticks <pid>: user + system CPU of the process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run <label> <url> <pid>: saturation and fixed-rate runs, then a summary line.
-run() {
-  local label=$1 url=$2 pid=$3 sat fixed rps p50 p99 hwm
+# us <wrk latency>: the value in microseconds ("812.00us", "4.03ms", "1.20s").
+us() { awk -v v="$1" 'BEGIN{n=v+0; if (v ~ /ms$/) n*=1e3; else if (v ~ /[0-9]s$/) n*=1e6; printf "%.0f", n}'; }
+
+# saturation <label> <url> <pid>: warm-up, then wrk -t1 -c8 → req/s, latency and CPU per request.
+saturation() {
+  local label=$1 url=$2 pid=$3 out ticks0 ticks1 cpu
   export REVIEW_FILE=$WORK/review.json
-  # Warm-up (TLS sessions, allocator) so both servers are measured alike.
+  # Warm-up (TLS sessions, allocator) so every server is measured alike.
   PAUSE_MS=0 wrk -t1 -c8 -d2s -s "$WORK/post.lua" "$url" >/dev/null
-  local ticks0 ticks1 cpu
   ticks0=$(cpu_ticks "$pid")
-  sat=$(PAUSE_MS=0 wrk -t1 -c8 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")
+  out=$(PAUSE_MS=0 wrk -t1 -c8 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")
   ticks1=$(cpu_ticks "$pid")
-  cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" '/ requests in /{printf "%.0f", t / hz * 1e6 / $1}' <<<"$sat")
-  fixed=$(PAUSE_MS=10 wrk -t1 -c10 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")
-  rps=$(awk '/^Requests\/sec/{print $2}' <<<"$sat")
-  local fixed_rps; fixed_rps=$(awk '/^Requests\/sec/{print $2}' <<<"$fixed")
-  p50=$(awk '$1=="50%"{print $2}' <<<"$fixed")
-  p99=$(awk '$1=="99%"{print $2}' <<<"$fixed")
-  hwm=$(awk '/^VmHWM/{printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
-  local non200; non200=$(awk '/^non200/{s+=$2} END{print s+0}' <<<"$sat$fixed")
-  printf '%-10s saturation %10s req/s (p50 %s, p99 %s) | CPU %s us/req | at %s req/s: p50 %s p99 %s | peak RSS %s | non-200 %s\n' \
-    "$label" "$rps" "$(awk '$1=="50%"{print $2}' <<<"$sat")" "$(awk '$1=="99%"{print $2}' <<<"$sat")" \
-    "$cpu" "$fixed_rps" "$p50" "$p99" "$hwm" "$non200"
+  cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" '/ requests in /{printf "%.0f", t / hz * 1e6 / $1}' <<<"$out")
+  printf '%-22s saturation %10s req/s (p50 %s, p99 %s) | CPU %s us/req | non-200 %s\n' "$label" \
+    "$(awk '/^Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" \
+    "$(awk '$1=="99%"{print $2}' <<<"$out")" "$cpu" "$(awk '/^non200/{print $2}' <<<"$out")"
 }
 
-# floor <url>: latency at the same fixed rate of a request that does no
-# webhook work (a 404 from the same listener).
-floor() {
+# fixed <url>: "<req/s> <p50> <p99> <non-200>" at ≈ 1,000 req/s (10 connections, 10 ms pause each).
+fixed() {
   local out
+  export REVIEW_FILE=$WORK/review.json
   out=$(PAUSE_MS=10 wrk -t1 -c10 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$1")
-  printf '%-10s at %s req/s: p50 %s p99 %s (404 on an unknown path: TLS + HTTP + wrk, no webhook work)\n' \
-    floor "$(awk '/^Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" \
-    "$(awk '$1=="99%"{print $2}' <<<"$out")"
+  awk '/^Requests\/sec/{r=$2} $1=="50%"{p50=$2} $1=="99%"{p99=$2} /^non200/{n=$2} END{print r, p50, p99, n}' <<<"$out"
 }
 
-"$SERVER" --port "$PORT" --threads "$THREADS" --ca-out "$WORK/ca.pem" \
-  >"$WORK/agentmesh.log" 2>&1 &
-PIDS+=($!)
-am_pid=$!
-am_port=$(wait_ready "$WORK/agentmesh.log")
-# The reply must carry a patch, or we would be measuring a no-op.
-curl -sf --cacert "$WORK/ca.pem" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" \
-  "https://127.0.0.1:$am_port/mutate-pods" | jq -e '.response.allowed and (.response.patch | length > 100)' >/dev/null \
-  || { echo "webhook.sh: /mutate-pods did not return a patch" >&2; exit 1; }
-echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores"
-run agentmesh "https://127.0.0.1:$am_port/mutate-pods" "$am_pid"
-floor "https://127.0.0.1:$am_port/no-such-path"
+# peak_rss <pid>: VmHWM of the process.
+peak_rss() { awk '/^VmHWM/{printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+
+# start_server <slice us> <port>: a webhook server with that --sched-slice-us;
+# prints its pid once it answers /mutate-pods with a patch.
+start_server() {
+  local log=$WORK/agentmesh-$1.log pid port
+  "$SERVER" --port "$2" --threads "$THREADS" --sched-slice-us "$1" --ca-out "$WORK/ca-$1.pem" >"$log" 2>&1 &
+  pid=$!
+  port=$(wait_ready "$log")
+  # The reply must carry a patch, or we would be measuring a no-op.
+  curl -sf --cacert "$WORK/ca-$1.pem" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" \
+    "https://127.0.0.1:$port/mutate-pods" | jq -e '.response.allowed and (.response.patch | length > 100)' >/dev/null \
+    || { echo "webhook.sh: /mutate-pods did not return a patch" >&2; kill "$pid"; return 1; }
+  echo "$pid"
+}
+
+# median_range <values in us...>: "median (min-max)" in ms.
+median_range() {
+  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2;
+    printf "%.2f ms (%.2f-%.2f)", m/1e3, v[1]/1e3, v[NR]/1e3}'
+}
+
+echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores," \
+  "slices (us, 0 = kernel's): $SLICES, $ROUNDS round(s) at the fixed rate"
+declare -A pid port label
+i=0
+for s in $SLICES; do
+  port[$s]=$((PORT + 2 + i)); i=$((i + 1))
+  pid[$s]=$(start_server "$s" "${port[$s]}")
+  PIDS+=("${pid[$s]}")
+  label[$s]="agentmesh slice ${s}us"
+  [ "$s" = 0 ] && label[$s]="agentmesh kernel slice"
+done
+for s in $SLICES; do saturation "${label[$s]}" "https://127.0.0.1:${port[$s]}/mutate-pods" "${pid[$s]}"; done
+# The fixed-rate runs alternate between the servers, round after round, so a
+# neighbour's burst on the shared machine does not land on one side only.
+# Each webhook run is followed by the floor from the same listener: a 404 on
+# an unknown path (same TLS, HTTP and wrk, no webhook work), what the
+# machine gives any request at that moment.
+declare -A p99s floors
+for _ in $(seq "$ROUNDS"); do
+  for s in $SLICES; do
+    read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:${port[$s]}/mutate-pods")
+    read -r frps fp50 fp99 _ < <(fixed "https://127.0.0.1:${port[$s]}/no-such-path")
+    printf '%-22s at %s req/s: p50 %s p99 %s (non-200 %s) | floor (404) at %s req/s: p50 %s p99 %s\n' \
+      "${label[$s]}" "$rps" "$p50" "$p99" "$bad" "$frps" "$fp50" "$fp99"
+    p99s[$s]+=" $(us "$p99")"
+    floors[$s]+=" $(us "$fp99")"
+  done
+done
+for s in $SLICES; do
+  # shellcheck disable=SC2086 # word splitting wanted: the list of runs
+  printf '%-22s p99 median %s | floor p99 median %s | peak RSS %s\n' "${label[$s]}" \
+    "$(median_range ${p99s[$s]})" "$(median_range ${floors[$s]})" "$(peak_rss "${pid[$s]}")"
+done
 
 if [ -x "$AGNHOST" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
@@ -139,7 +184,10 @@ if [ -x "$AGNHOST" ]; then
   PIDS+=($!)
   agn_pid=$!
   for _ in $(seq 50); do curl -sk "https://127.0.0.1:$((PORT + 1))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  run agnhost "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar" "$agn_pid"
+  saturation agnhost "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar" "$agn_pid"
+  read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar")
+  printf '%-22s at %s req/s: p50 %s p99 %s (non-200 %s) | peak RSS %s\n' agnhost "$rps" "$p50" "$p99" "$bad" \
+    "$(peak_rss "$agn_pid")"
 else
-  echo "agnhost    not built (hack/kube-build.sh --with-peers, or AGNHOST=path): skipped"
+  echo "agnhost                not built (hack/kube-build.sh --with-peers, or AGNHOST=path): skipped"
 fi

@@ -1,7 +1,7 @@
 /* webhook_server.c (bench) — the admission webhooks alone, for load tests and e2e.
  *
  *   bench_webhook_server --port 9443 --ca-out /tmp/ca.pem [--threads 2]
- *                        [--api-minor 29] [--kubeconfig FILE]
+ *                        [--api-minor 29] [--kubeconfig FILE] [--sched-slice-us 100]
  *
  * Generates a CA and a serving certificate for 127.0.0.1/localhost (certs.c),
  * writes the CA to --ca-out (for wrk/curl, or a caBundle), and serves
@@ -9,9 +9,13 @@
  * Without --kubeconfig every pod finds the same AgentIdentity "alpha" (AWS
  * with injectToken, so each request builds the biggest patch) and every
  * namespace is opted in; with it, lookups go to the API server
- * (api_lookup.c). Prints "ready <port>" on stdout once listening. */
+ * (api_lookup.c). --sched-slice-us is the controller's flag of that name
+ * (the listener threads' scheduler slice, default 100 like the controller;
+ * 0 = the kernel's), so the bench measures what the product does. Prints
+ * "ready <port>" on stdout once listening. */
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/sched_slice.h"
 #include "common/tls.h"
 #include "controller/kube_client.h"
 #include "webhook/api_lookup.h"
@@ -34,21 +38,23 @@ static json_t *bench_labels(const char *ns, void *arg) {
 }
 
 struct args {
-    int port, threads, api_minor;
+    int port, threads, api_minor, slice_us;
     const char *ca_out, *kubeconfig;
 };
 
 static int parse_args(int argc, char **argv, struct args *a) {
-    *a = (struct args){.port = 9443, .threads = 1, .api_minor = 29};
+    *a = (struct args){.port = 9443, .threads = 1, .api_minor = 29, .slice_us = 100};
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--port") == 0) a->port = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--threads") == 0) a->threads = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--api-minor") == 0) a->api_minor = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--ca-out") == 0) a->ca_out = argv[i + 1];
         else if (strcmp(argv[i], "--kubeconfig") == 0) a->kubeconfig = argv[i + 1];
+        else if (strcmp(argv[i], "--sched-slice-us") == 0) a->slice_us = atoi(argv[i + 1]);
         else return -1;
     }
-    return a->ca_out && (argc % 2) == 1 ? 0 : -1;
+    int slice_ok = a->slice_us == 0 || (a->slice_us >= SCHED_SLICE_MIN_US && a->slice_us <= SCHED_SLICE_MAX_US);
+    return a->ca_out && slice_ok && (argc % 2) == 1 ? 0 : -1;
 }
 
 /* Fresh PKI; the CA goes to `ca_out`, the serving pair into an SSL_CTX. */
@@ -89,7 +95,8 @@ int main(int argc, char **argv) {
     struct args a;
     if (parse_args(argc, argv, &a) != 0) {
         fprintf(stderr, "usage: %s --ca-out FILE [--port N] [--threads N] [--api-minor N] "
-                        "[--kubeconfig FILE]\n", argv[0]);
+                        "[--kubeconfig FILE] [--sched-slice-us 0|%d..%d]\n", argv[0], SCHED_SLICE_MIN_US,
+                SCHED_SLICE_MAX_US);
         return 2;
     }
     fixed_identity = json_loads(
@@ -110,7 +117,7 @@ int main(int argc, char **argv) {
 
     struct httpd_options o = {.name = "webhook", .address = "127.0.0.1", .port = a.port,
                               .threads = a.threads, .max_body = WEBHOOK_MAX_BODY, .tls = 1,
-                              .timeout_seconds = 10};
+                              .timeout_seconds = 10, .sched_slice_us = a.slice_us};
     struct webhook_config cfg = {
         .inject = {.api_minor = a.api_minor, .operator_namespace = "agentmesh-system",
                    .sidecar_image = "ghcr.io/agentmesh/agentmesh-sidecar:0.1.0",
