@@ -14,6 +14,7 @@
 
 /* Stored value: DID, one space, nonce. */
 #define CHALLENGE_VALUE_LEN (ID_DID_LEN + 1 + HANDSHAKE_NONCE_LEN)
+_Static_assert(HANDSHAKE_VALUE_BUFSZ == CHALLENGE_VALUE_LEN + 1, "trust_api.h's HANDSHAKE_VALUE_BUFSZ");
 #define CHALLENGE_ID_BYTES 8
 #define CHALLENGE_NONCE_BYTES (HANDSHAKE_NONCE_LEN / 2)
 
@@ -25,24 +26,28 @@ int trust_api_state_of(struct trust_store *s, const struct agent_record *rec, in
                ? TS_OK : TS_INVALID;
 }
 
-int handshake_issue(struct trust_store *s, const char *agent_did, int64_t ttl_ms,
-                    struct handshake_challenge *out, char *err, size_t errlen) {
+int handshake_draw(const char *agent_did, struct handshake_challenge *out, char value[HANDSHAKE_VALUE_BUFSZ],
+                   char *err, size_t errlen) {
     /* One draw for both: each randombytes_buf is a getrandom(2). */
     unsigned char rnd[CHALLENGE_ID_BYTES + CHALLENGE_NONCE_BYTES];
-    const unsigned char *id = rnd, *nonce = rnd + CHALLENGE_ID_BYTES;
-    char value[CHALLENGE_VALUE_LEN + 1];
+    randombytes_buf(rnd, sizeof rnd);
+    memcpy(out->id, HANDSHAKE_ID_PREFIX, sizeof HANDSHAKE_ID_PREFIX);
+    sodium_bin2hex(out->id + sizeof HANDSHAKE_ID_PREFIX - 1, sizeof out->id - (sizeof HANDSHAKE_ID_PREFIX - 1), rnd,
+                   CHALLENGE_ID_BYTES);
+    sodium_bin2hex(out->nonce, sizeof out->nonce, rnd + CHALLENGE_ID_BYTES, CHALLENGE_NONCE_BYTES);
+    if (snprintf(value, HANDSHAKE_VALUE_BUFSZ, "%s %s", agent_did, out->nonce) != CHALLENGE_VALUE_LEN) {
+        snprintf(err, errlen, "agent_did: not a DID");
+        return -1;
+    }
+    return 0;
+}
+
+int handshake_issue(struct trust_store *s, const char *agent_did, int64_t ttl_ms,
+                    struct handshake_challenge *out, char *err, size_t errlen) {
+    char value[HANDSHAKE_VALUE_BUFSZ];
     /* 64 random bits collide only by accident; a second draw settles it. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        randombytes_buf(rnd, sizeof rnd);
-        memcpy(out->id, HANDSHAKE_ID_PREFIX, sizeof HANDSHAKE_ID_PREFIX);
-        sodium_bin2hex(out->id + sizeof HANDSHAKE_ID_PREFIX - 1,
-                       sizeof out->id - (sizeof HANDSHAKE_ID_PREFIX - 1), id, CHALLENGE_ID_BYTES);
-        sodium_bin2hex(out->nonce, sizeof out->nonce, nonce, CHALLENGE_NONCE_BYTES);
-        int n = snprintf(value, sizeof value, "%s %s", agent_did, out->nonce);
-        if (n != CHALLENGE_VALUE_LEN) {
-            snprintf(err, errlen, "agent_did: not a DID");
-            return TS_INVALID;
-        }
+        if (handshake_draw(agent_did, out, value, err, errlen) != 0) return TS_INVALID;
         int rc = s->put_challenge(s, out->id, value, ttl_ms, err, errlen);
         if (rc != TS_EXISTS) return rc;
     }
@@ -89,41 +94,32 @@ static int issued_for(const char *value, const char *agent_did) {
            strlen(agent_did) == ID_DID_LEN && strncmp(value, agent_did, ID_DID_LEN) == 0;
 }
 
-/* The registry's view of agent_did into *out (known, score, tier,
- * capabilities) and *rec. 0, or -1 when the store is unavailable. */
-static int look_up(struct trust_store *s, struct agent_registry *reg, const char *agent_did,
-                   int64_t now_ms, struct agent_record *rec, struct handshake_result *out,
-                   char *err, size_t errlen) {
-    if (agent_registry_get(reg, agent_did, rec) != 0) return 0;
-    struct trust_state st;
-    if (trust_api_state_of(s, rec, now_ms, &st, err, errlen) != TS_OK) {
-        agent_record_clear(rec);
-        return -1;
-    }
-    out->known = 1;
-    out->capabilities = json_incref(rec->capabilities);
-    out->score = trust_score(&st, now_ms);
-    out->tier = trust_tier_of(out->score);
-    return 0;
-}
-
-int handshake_verify(struct trust_store *s, struct agent_registry *reg,
-                     const struct handshake_request *req, int64_t now_ms,
-                     struct handshake_result *out, char *err, size_t errlen) {
+int handshake_decide(struct agent_registry *reg, const struct handshake_request *req, const char *challenge,
+                     const struct trust_state *stored, int64_t now_ms, struct handshake_result *out, char *err,
+                     size_t errlen) {
     memset(out, 0, sizeof *out);
-    char value[CHALLENGE_VALUE_LEN + 1], msg[512];
-    int taken = s->take_challenge(s, req->challenge_id, value, sizeof value, err, errlen);
-    if (taken == TS_UNAVAILABLE) return -1;
     struct agent_record rec;
-    if (look_up(s, reg, req->agent_did, now_ms, &rec, out, err, errlen) != 0) return -1;
-    int n = -1;
-    if (taken == TS_OK && issued_for(value, req->agent_did))
-        n = snprintf(msg, sizeof msg, "%s:%s:%s:%s", req->challenge_id, value + ID_DID_LEN + 1,
+    struct trust_state st;
+    if (agent_registry_get(reg, req->agent_did, &rec) == 0) {
+        if (stored) st = *stored;
+        else if (trust_state_init(&st, rec.initial_score, &rec.params, now_ms, err, errlen) != 0) {
+            agent_record_clear(&rec);
+            return -1;
+        }
+        out->known = 1;
+        out->capabilities = json_incref(rec.capabilities);
+        out->score = trust_score(&st, now_ms);
+        out->tier = trust_tier_of(out->score);
+    }
+    char msg[512];
+    int ours = challenge && issued_for(challenge, req->agent_did), n = -1;
+    if (ours)
+        n = snprintf(msg, sizeof msg, "%s:%s:%s:%s", req->challenge_id, challenge + ID_DID_LEN + 1,
                      req->response_nonce, req->agent_did);
     const char *cap = NULL;
-    if (taken != TS_OK)
+    if (!challenge)
         reject(out, 0, "challenge %s is unknown, expired or already used", req->challenge_id);
-    else if (!issued_for(value, req->agent_did))
+    else if (!ours)
         reject(out, 0, "challenge %s was issued for another agent", req->challenge_id);
     else if (!out->known)
         reject(out, 0, "unknown agent %s", req->agent_did);
@@ -139,6 +135,20 @@ int handshake_verify(struct trust_store *s, struct agent_registry *reg,
         out->verified = 1;
     if (out->known) agent_record_clear(&rec);
     return 0;
+}
+
+int handshake_verify(struct trust_store *s, struct agent_registry *reg,
+                     const struct handshake_request *req, int64_t now_ms,
+                     struct handshake_result *out, char *err, size_t errlen) {
+    char value[HANDSHAKE_VALUE_BUFSZ];
+    struct trust_state st;
+    memset(out, 0, sizeof *out);
+    int taken = s->take_challenge(s, req->challenge_id, value, sizeof value, err, errlen);
+    if (taken == TS_UNAVAILABLE) return -1;
+    int got = s->get(s, req->agent_did, &st, err, errlen);
+    if (got != TS_OK && got != TS_NOT_FOUND) return -1;
+    return handshake_decide(reg, req, taken == TS_OK ? value : NULL, got == TS_OK ? &st : NULL, now_ms, out, err,
+                            errlen);
 }
 
 void handshake_result_clear(struct handshake_result *r) {

@@ -57,10 +57,11 @@ struct trust_api {
 };
 
 /* One request in flight. replay_key is its signature's replay-cache key;
- * `pending` while it is not yet recorded. Most routes record it during
- * authentication; the signals route records it together with the signal
- * (one store round trip), and any reply sent before that records it first,
- * so a replayed request is a 401 on every path. */
+ * `pending` while it is not yet recorded. The GET routes record it during
+ * authentication; signals, challenges and verifies record it in their store
+ * step (one store round trip per request, see struct step_call), and any
+ * reply sent before that records it first, so a replayed request is a 401
+ * on every path. */
 struct call {
     struct trust_api *api;
     struct httpd_req *req;
@@ -369,6 +370,64 @@ static void get_agent(struct call *c, const struct agent_record *caller) {
     else reply_json(c, 200, view);
 }
 
+/* ---- store steps ---------------------------------------------------------------- */
+
+/* A signal, challenge or verify between its request and its reply. Its
+ * store step also records the signature (see trust_api.h). Over a store
+ * with asynchronous steps the reply comes from the loop when the store
+ * answers and the loop serves other requests meanwhile, so the call lives
+ * on the heap from then on; `finish` replies from the step's outcome. */
+struct step_call {
+    struct call c;
+    json_t *in;                          /* the body (owned) */
+    void (*finish)(struct step_call *sc, const struct trust_store_reply *r);
+    char caller[ID_DID_BUFSZ];           /* who asked */
+    double t0;                           /* verify: when it arrived (the handshake histogram) */
+    struct handshake_request req;        /* verify (strings point into `in`) */
+    struct handshake_challenge ch;       /* challenge */
+    char value[HANDSHAKE_VALUE_BUFSZ];   /* challenge: what the store keeps */
+    struct trust_signal sig;             /* signals */
+};
+
+typedef int (*step_queue_fn)(struct trust_store_loop *l, struct step_call *held, char *err, size_t errlen);
+
+static void step_done(const struct trust_store_reply *r, void *arg) {
+    struct step_call *sc = arg;
+    sc->finish(sc, r);
+    json_decref(sc->in);
+    free(sc);
+}
+
+/* Runs sc's store step: queued on this loop's asynchronous connection when
+ * the store has one, else `sync` does it (recording the signature itself)
+ * and replies. Either way sc's body is released. */
+static void run_step(struct step_call *sc, step_queue_fn queue, void (*sync)(struct step_call *sc)) {
+    struct trust_store_loop *l = store_loop(sc->c.api, httpd_req_base(sc->c.req));
+    if (!l) {
+        sync(sc);
+        json_decref(sc->in);
+        return;
+    }
+    char err[256] = "out of memory";
+    int rc = TS_UNAVAILABLE;
+    sc->c.pending = 0;   /* the step records the signature */
+    struct step_call *held = malloc(sizeof *held);
+    if (held) {
+        *held = *sc;
+        if ((rc = queue(l, held, err, sizeof err)) == TS_OK) return;
+        free(held);
+    }
+    sc->finish(sc, &(struct trust_store_reply){.rc = rc, .err = err});
+    json_decref(sc->in);
+}
+
+/* The reply to a step that did not succeed: 401 for a replayed signature,
+ * else the store's error. */
+static void reply_step_error(struct call *c, const struct trust_store_reply *r) {
+    if (r->rc == TS_EXISTS) reply_error(c, 401, "Unauthorized", "authorization signature already used");
+    else reply_store_error(c, r->rc, r->err);
+}
+
 /* ---- handshake ---------------------------------------------------------------- */
 
 /* 0 with *rec when the body's agent_did is registered, else -1 after a 404. */
@@ -378,24 +437,44 @@ static int registered(struct call *c, const char *did, struct agent_record *rec)
     return -1;
 }
 
-static void challenge(struct call *c, const struct agent_record *caller) {
-    (void)caller;
-    json_t *in = call_body(c, TRUST_API_BODY_CHALLENGE);
-    if (!in) return;
-    const char *did = json_str_at(in, "agent_did");
-    struct agent_record rec;
-    struct handshake_challenge ch;
-    char err[256];
-    if (registered(c, did, &rec) == 0) {
-        agent_record_clear(&rec);
-        int rc = handshake_issue(c->api->o.store, did, c->api->o.challenge_ttl_ms, &ch, err, sizeof err);
-        if (rc != TS_OK) reply_store_error(c, rc, err);
-        else
-            reply_json(c, 200, json_pack("{s:s, s:s, s:I}", "challenge_id", ch.id, "nonce", ch.nonce,
-                                         "expires_in_seconds",
-                                         (json_int_t)((c->api->o.challenge_ttl_ms + 999) / 1000)));
+static void challenge_finish(struct step_call *sc, const struct trust_store_reply *r) {
+    struct call *c = &sc->c;
+    if (r->rc != TS_OK) {
+        reply_step_error(c, r);
+        return;
     }
-    json_decref(in);
+    reply_json(c, 200, json_pack("{s:s, s:s, s:I}", "challenge_id", sc->ch.id, "nonce", sc->ch.nonce,
+                                 "expires_in_seconds", (json_int_t)((c->api->o.challenge_ttl_ms + 999) / 1000)));
+}
+
+static int challenge_queue(struct trust_store_loop *l, struct step_call *held, char *err, size_t errlen) {
+    struct trust_api *api = held->c.api;
+    if (handshake_draw(json_str_at(held->in, "agent_did"), &held->ch, held->value, err, errlen) != 0)
+        return TS_INVALID;
+    return api->o.store->remember_put_challenge_async(l, held->c.replay_key, TRUST_API_REPLAY_TTL_MS, held->ch.id,
+                                                      held->value, api->o.challenge_ttl_ms, step_done, held, err,
+                                                      errlen);
+}
+
+static void challenge_sync(struct step_call *sc) {
+    char err[256] = "";
+    if (record_signature(&sc->c) != 0) return;
+    int rc = handshake_issue(sc->c.api->o.store, json_str_at(sc->in, "agent_did"), sc->c.api->o.challenge_ttl_ms,
+                             &sc->ch, err, sizeof err);
+    sc->finish(sc, &(struct trust_store_reply){.rc = rc, .err = err});
+}
+
+static void challenge(struct call *call, const struct agent_record *caller) {
+    (void)caller;
+    struct step_call sc = {.c = *call, .finish = challenge_finish};
+    struct agent_record rec;
+    if (!(sc.in = call_body(&sc.c, TRUST_API_BODY_CHALLENGE))) return;
+    if (registered(&sc.c, json_str_at(sc.in, "agent_did"), &rec) != 0) {
+        json_decref(sc.in);
+        return;
+    }
+    agent_record_clear(&rec);
+    run_step(&sc, challenge_queue, challenge_sync);
 }
 
 static json_t *verify_reply(const struct handshake_result *res) {
@@ -418,66 +497,86 @@ static void audit_handshake(struct trust_api *api, const char *verifier, const c
     emit(api, res->verified ? "handshake.verified" : "handshake.failed", did, data);
 }
 
-/* Decides one verify and replies; verify() times it. */
-static void verify_call(struct call *c, const struct agent_record *caller) {
-    struct trust_api *api = c->api;
-    json_t *in = call_body(c, TRUST_API_BODY_VERIFY);
-    if (!in) {
-        metric_add(api->handshakes, 1, "error");
-        return;
-    }
-    const char *sig = json_str_at(in, "signature");
-    struct handshake_request req = {
-        .challenge_id = json_str_at(in, "challenge_id"),
-        .agent_did = json_str_at(in, "agent_did"),
-        .response_nonce = json_str_at(in, "response_nonce"),
-        .bar = (int)json_int_at(in, "required_score", 0),
-        .required_capabilities = json_object_get(in, "required_capabilities"),
-    };
-    if (caller->min_trust_score > req.bar) req.bar = caller->min_trust_score;
-    struct handshake_result res;
-    char err[256];
-    if (b64_decode_exact(sig, strlen(sig), req.signature, sizeof req.signature) != 0) { /* parser checked it */
-        metric_add(api->handshakes, 1, "error");
-        reply_error(c, 500, "InternalError", "signature decoding failed after validation");
-        json_decref(in);
-        return;
-    }
-    if (handshake_verify(api->o.store, api->o.registry, &req, wall_ms(), &res, err, sizeof err) != 0) {
-        metric_add(api->handshakes, 1, "error");
-        reply_store_error(c, TS_UNAVAILABLE, err);
-        json_decref(in);
-        return;
-    }
-    metric_add(api->handshakes, 1, res.verified ? "verified" : "rejected");
-    if (res.policy) metric_add(api->violations, 1);
-    if (!res.verified)
-        log_info(LOG, "handshake of %s for %s rejected: %s", req.agent_did, caller->did, res.reason);
-    reply_json(c, 200, verify_reply(&res));   /* first: the audit wakes its worker thread */
-    audit_handshake(api, caller->did, req.challenge_id, req.agent_did, &res);
-    handshake_result_clear(&res);
-    json_decref(in);
+/* Counts and times a verify that ended without a decision (already replied). */
+static void verify_error(struct step_call *sc) {
+    metric_add(sc->c.api->handshakes, 1, "error");
+    metric_observe(sc->c.api->handshake_time, metrics_now() - sc->t0);
 }
 
-static void verify(struct call *c, const struct agent_record *caller) {
-    double t0 = metrics_now();
-    struct metric *hist = c->api->handshake_time;
-    verify_call(c, caller);   /* replied: c->req is gone */
-    metric_observe(hist, metrics_now() - t0);
+/* Replies with a decided verify, counts and times it, then audits it. */
+static void verify_decided(struct step_call *sc, struct handshake_result *res) {
+    struct trust_api *api = sc->c.api;
+    metric_add(api->handshakes, 1, res->verified ? "verified" : "rejected");
+    if (res->policy) metric_add(api->violations, 1);
+    if (!res->verified)
+        log_info(LOG, "handshake of %s for %s rejected: %s", sc->req.agent_did, sc->caller, res->reason);
+    reply_json(&sc->c, 200, verify_reply(res));   /* first: the audit wakes its worker thread */
+    metric_observe(api->handshake_time, metrics_now() - sc->t0);
+    audit_handshake(api, sc->caller, sc->req.challenge_id, sc->req.agent_did, res);
+    handshake_result_clear(res);
+}
+
+static void verify_finish(struct step_call *sc, const struct trust_store_reply *r) {
+    struct handshake_result res;
+    char err[256];
+    if (r->rc != TS_OK) {
+        reply_step_error(&sc->c, r);
+        verify_error(sc);
+    } else if (handshake_decide(sc->c.api->o.registry, &sc->req, r->challenge, r->state, wall_ms(), &res, err,
+                                sizeof err) != 0) {
+        reply_store_error(&sc->c, TS_UNAVAILABLE, err);
+        verify_error(sc);
+    } else {
+        verify_decided(sc, &res);
+    }
+}
+
+static int verify_queue(struct trust_store_loop *l, struct step_call *held, char *err, size_t errlen) {
+    return held->c.api->o.store->remember_take_async(l, held->c.replay_key, TRUST_API_REPLAY_TTL_MS,
+                                                     held->req.challenge_id, held->req.agent_did, step_done, held,
+                                                     err, errlen);
+}
+
+static void verify_sync(struct step_call *sc) {
+    struct trust_api *api = sc->c.api;
+    struct handshake_result res;
+    char err[256];
+    if (record_signature(&sc->c) != 0) {
+        verify_error(sc);
+    } else if (handshake_verify(api->o.store, api->o.registry, &sc->req, wall_ms(), &res, err, sizeof err) != 0) {
+        reply_store_error(&sc->c, TS_UNAVAILABLE, err);
+        verify_error(sc);
+    } else {
+        verify_decided(sc, &res);
+    }
+}
+
+static void verify(struct call *call, const struct agent_record *caller) {
+    struct step_call sc = {.c = *call, .finish = verify_finish, .t0 = metrics_now()};
+    if (!(sc.in = call_body(&sc.c, TRUST_API_BODY_VERIFY))) {
+        verify_error(&sc);
+        return;
+    }
+    const char *sig = json_str_at(sc.in, "signature");
+    sc.req = (struct handshake_request){
+        .challenge_id = json_str_at(sc.in, "challenge_id"),
+        .agent_did = json_str_at(sc.in, "agent_did"),
+        .response_nonce = json_str_at(sc.in, "response_nonce"),
+        .bar = (int)json_int_at(sc.in, "required_score", 0),
+        .required_capabilities = json_object_get(sc.in, "required_capabilities"),
+    };
+    if (caller->min_trust_score > sc.req.bar) sc.req.bar = caller->min_trust_score;
+    snprintf(sc.caller, sizeof sc.caller, "%s", caller->did);
+    if (b64_decode_exact(sig, strlen(sig), sc.req.signature, sizeof sc.req.signature) != 0) { /* parser checked it */
+        reply_error(&sc.c, 500, "InternalError", "signature decoding failed after validation");
+        verify_error(&sc);
+        json_decref(sc.in);
+        return;
+    }
+    run_step(&sc, verify_queue, verify_sync);
 }
 
 /* ---- signals ------------------------------------------------------------------ */
-
-/* A signal between its request and its reply. With a store that has an
- * asynchronous step (Redis) the reply comes from the loop when the store
- * answers, and the loop serves other requests meanwhile; so the call and
- * the body live here, not on the stack. */
-struct signal_call {
-    struct call c;
-    json_t *in;                         /* the body (owned) */
-    struct trust_signal sig;
-    char reporter[ID_DID_BUFSZ];
-};
 
 /* The first signal about an agent the store has no state for: its state is
  * created from its record, then the signal applied (the replay key is
@@ -498,24 +597,22 @@ static int apply_first(struct trust_api *api, const char *did, const struct trus
     return trust_store_apply(s, did, sig, st, err, errlen);
 }
 
-/* Replies to a signal whose store step ended with rc (st: the new state
- * when TS_OK) and releases its body. */
-static void signal_finish(struct signal_call *sc, int rc, const struct trust_state *st, const char *store_err) {
+static void signal_finish(struct step_call *sc, const struct trust_store_reply *r) {
     struct call *c = &sc->c;
     const char *did = json_str_at(sc->in, "agent_did");
+    const struct trust_state *st = r->state;
     struct trust_state first;
     char err[256];
-    snprintf(err, sizeof err, "%s", store_err ? store_err : "");
+    snprintf(err, sizeof err, "%s", r->err ? r->err : "");
+    int rc = r->rc;
     if (rc == TS_NOT_FOUND && (rc = apply_first(c->api, did, &sc->sig, &first, err, sizeof err)) == TS_OK)
         st = &first;
-    if (rc == TS_EXISTS) {
-        reply_error(c, 401, "Unauthorized", "authorization signature already used");
-    } else if (rc == TS_NOT_FOUND) {
+    if (rc == TS_NOT_FOUND) {
         reply_error(c, 404, "NotFound", "%s", err);
     } else if (rc == TS_INVALID) {
         reply_error(c, 400, "BadRequest", "%s", err);
     } else if (rc != TS_OK) {
-        reply_store_error(c, rc, err);
+        reply_step_error(c, &(struct trust_store_reply){.rc = rc, .err = err});
     } else {
         int score = trust_score(st, sc->sig.at_ms);
         const char *tier = trust_tier_name(trust_tier_of(score));
@@ -523,68 +620,48 @@ static void signal_finish(struct signal_call *sc, int rc, const struct trust_sta
             emit(c->api, "trust.signal", did,
                  json_pack("{s:s, s:f, s:f, s:s, s:s, s:i, s:s}", "dimension", trust_dim_name(sc->sig.dim),
                            "value", sc->sig.value, "weight", sc->sig.weight, "source",
-                           json_str_at(sc->in, "source"), "reporter", sc->reporter, "trust_score", score,
+                           json_str_at(sc->in, "source"), "reporter", sc->caller, "trust_score", score,
                            "tier", tier));
         reply_json(c, 200, json_pack("{s:s, s:i, s:s, s:o?}", "agent_did", did, "trust_score", score, "tier",
                                      tier, "dimensions", dims_json(st)));
     }
-    json_decref(sc->in);
 }
 
-static void signal_done(int rc, const struct trust_state *st, const char *err, void *arg) {
-    struct signal_call *sc = arg;
-    signal_finish(sc, rc, st, err);
-    free(sc);
+static int signal_queue(struct trust_store_loop *l, struct step_call *held, char *err, size_t errlen) {
+    return held->c.api->o.store->remember_apply_async(l, held->c.replay_key, TRUST_API_REPLAY_TTL_MS,
+                                                      json_str_at(held->in, "agent_did"), &held->sig, step_done,
+                                                      held, err, errlen);
 }
 
-/* Queues the signal's store step on this loop's asynchronous connection:
- * 1 when queued (sc is now owned by it), 0 when the store has none (use the
- * synchronous step), or -1 after finishing sc with the error. */
-static int signal_async(struct signal_call *sc) {
-    struct trust_api *api = sc->c.api;
-    struct trust_store_loop *l = store_loop(api, httpd_req_base(sc->c.req));
-    char err[256] = "out of memory";
-    if (!l) return 0;
-    struct signal_call *held = malloc(sizeof *held);
-    int rc = TS_UNAVAILABLE;
-    if (held) {
-        *held = *sc;
-        rc = api->o.store->remember_apply_async(l, sc->c.replay_key, TRUST_API_REPLAY_TTL_MS,
-                                                json_str_at(sc->in, "agent_did"), &sc->sig, signal_done, held, err,
-                                                sizeof err);
-        if (rc == TS_OK) return 1;
-        free(held);
-    }
-    signal_finish(sc, rc, NULL, err);
-    return -1;
-}
-
-/* Records the signature and applies the signal in one store step
+/* Records the signature and applies the signal in one store call
  * (trust_store_remember_apply), then replies. */
+static void signal_sync(struct step_call *sc) {
+    struct trust_state st;
+    char err[256] = "";
+    sc->c.pending = 0;
+    int rc = trust_store_remember_apply(sc->c.api->o.store, sc->c.replay_key, TRUST_API_REPLAY_TTL_MS,
+                                        json_str_at(sc->in, "agent_did"), &sc->sig, &st, err, sizeof err);
+    sc->finish(sc, &(struct trust_store_reply){.rc = rc, .err = err, .state = rc == TS_OK ? &st : NULL});
+}
+
 static void signals(struct call *call, const struct agent_record *caller) {
-    struct signal_call sc = {.c = *call};
-    struct call *c = &sc.c;
+    struct step_call sc = {.c = *call, .finish = signal_finish};
     struct agent_record rec;
-    if (!(sc.in = call_body(c, TRUST_API_BODY_SIGNAL))) return;
-    if (registered(c, json_str_at(sc.in, "agent_did"), &rec) != 0) {
+    if (!(sc.in = call_body(&sc.c, TRUST_API_BODY_SIGNAL))) return;
+    if (registered(&sc.c, json_str_at(sc.in, "agent_did"), &rec) != 0) {
         json_decref(sc.in);
         return;
     }
     agent_record_clear(&rec);
-    snprintf(sc.reporter, sizeof sc.reporter, "%s", caller->did);
+    snprintf(sc.caller, sizeof sc.caller, "%s", caller->did);
     sc.sig = (struct trust_signal){.value = json_num_at(sc.in, "value", 0),
                                    .weight = json_num_at(sc.in, "weight", 1), .at_ms = wall_ms()};
     if (trust_dim_parse(json_str_at(sc.in, "dimension"), &sc.sig.dim) != 0) {   /* the parser checked it */
-        signal_finish(&sc, TS_INVALID, NULL, "dimension: unknown");
+        reply_error(&sc.c, 400, "BadRequest", "dimension: unknown");
+        json_decref(sc.in);
         return;
     }
-    c->pending = 0;   /* the store step records the signature */
-    if (signal_async(&sc) != 0) return;
-    struct trust_state st;
-    char err[256];
-    int rc = trust_store_remember_apply(c->api->o.store, c->replay_key, TRUST_API_REPLAY_TTL_MS,
-                                        json_str_at(sc.in, "agent_did"), &sc.sig, &st, err, sizeof err);
-    signal_finish(&sc, rc, &st, err);
+    run_step(&sc, signal_queue, signal_sync);
 }
 
 /* ---- audit -------------------------------------------------------------------- */
@@ -634,8 +711,8 @@ static int add_routes(struct trust_api *api) {
         route_fn fn;
         int defer_replay;
     } table[R_COUNT] = {
-        [R_CHALLENGE] = {"POST", "/api/v1/handshake/challenge", "/api/v1/handshake/challenge", 0, challenge, 0},
-        [R_VERIFY] = {"POST", "/api/v1/handshake/verify", "/api/v1/handshake/verify", 0, verify, 0},
+        [R_CHALLENGE] = {"POST", "/api/v1/handshake/challenge", "/api/v1/handshake/challenge", 0, challenge, 1},
+        [R_VERIFY] = {"POST", "/api/v1/handshake/verify", "/api/v1/handshake/verify", 0, verify, 1},
         [R_SIGNALS] = {"POST", "/api/v1/signals", "/api/v1/signals", 0, signals, 1},
         [R_AGENTS] = {"GET", AGENTS_PATH, AGENTS_PATH, 0, list_agents, 0},
         [R_AGENT] = {"GET", AGENT_PREFIX, AGENT_PREFIX "{did}", 1, get_agent, 0},

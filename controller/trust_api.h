@@ -56,12 +56,18 @@
  * goes into the audit event. An agent the store has no state for yet starts
  * from its record (initial score, scoring parameters), as the reconciler
  * would create it. The store applies the signal atomically; the reconciler
- * learns of the change through the store's listener. With a store that has
- * an asynchronous step (Redis: trust_store->remember_apply_async) the
- * event loop does not wait for it: each loop has one pipelined connection,
- * the reply goes out when the store answers, and the loop serves other
- * requests meanwhile (the other routes still wait; they are not the hot
- * path). Signals still in flight when the API stops are ended on their loop.
+ * learns of the change through the store's listener.
+ *
+ * Store steps. A signal, a challenge and a verify each make one store step
+ * that also records the request's replay key (signal: remember + apply;
+ * challenge: remember + store the challenge; verify: remember + take the
+ * challenge + read the agent's state). With a store that has asynchronous
+ * steps (Redis: trust_store->loop_open) the event loop does not wait for
+ * them: each loop has one pipelined connection, the reply goes out when the
+ * store answers, and the loop serves other requests meanwhile. Requests
+ * still in flight when the API stops are ended on their loop. (A request
+ * refused before its step — bad body, unknown agent — records its replay
+ * key with a synchronous call first, and the GET routes read synchronously.)
  *
  * Metrics: agentmesh_handshake_duration_seconds (verify handling, buckets
  * from 100 µs), agentmesh_handshakes_total{result=verified|rejected|error},
@@ -155,6 +161,14 @@ struct handshake_challenge {
     char nonce[HANDSHAKE_NONCE_LEN + 1];
 };
 
+/* What the store keeps for a challenge: "<agent_did> <nonce>". */
+#define HANDSHAKE_VALUE_BUFSZ (ID_DID_LEN + 1 + HANDSHAKE_NONCE_LEN + 1)
+
+/* Draws a fresh challenge for agent_did: out gets its id and nonce, value
+ * the text to store under the id. 0, or -1 with err when agent_did is not a DID. */
+int handshake_draw(const char *agent_did, struct handshake_challenge *out, char value[HANDSHAKE_VALUE_BUFSZ],
+                   char *err, size_t errlen);
+
 /* Issues a fresh challenge for agent_did and stores it for ttl_ms.
  * TS_OK, or TS_UNAVAILABLE / TS_INVALID with err. */
 int handshake_issue(struct trust_store *s, const char *agent_did, int64_t ttl_ms,
@@ -179,9 +193,18 @@ struct handshake_result {
     char reason[256];                  /* why not verified; "" when verified */
 };
 
-/* Decides one verify (the order of checks is the list above). 0 with *out
- * filled, verified or not; -1 with err when the store is unavailable (→ 503;
- * the challenge may be consumed). Release *out with handshake_result_clear. */
+/* Decides one verify from what the store gave: the challenge's stored value
+ * (NULL: unknown, expired or already used) and the agent's stored state
+ * (NULL: none yet, so the one its record starts from). The order of checks
+ * is the list above. 0 with *out filled, verified or not; -1 with err when
+ * the agent's record has bad scoring parameters. Release *out with
+ * handshake_result_clear. */
+int handshake_decide(struct agent_registry *reg, const struct handshake_request *req, const char *challenge,
+                     const struct trust_state *stored, int64_t now_ms, struct handshake_result *out, char *err,
+                     size_t errlen);
+/* Takes the challenge and reads the agent's state from the store
+ * (synchronously), then handshake_decide. 0 with *out filled; -1 with err
+ * when the store is unavailable (→ 503; the challenge may be consumed). */
 int handshake_verify(struct trust_store *s, struct agent_registry *reg,
                      const struct handshake_request *req, int64_t now_ms,
                      struct handshake_result *out, char *err, size_t errlen);

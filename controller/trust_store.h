@@ -33,10 +33,15 @@ enum trust_store_rc {
  * while holding your own locks that the store's callers hold. */
 typedef void (*trust_store_listener)(const char *did, void *arg);
 
-/* The end of an asynchronous store step (see remember_apply_async): rc as
- * the synchronous call's; st is the new state when rc is TS_OK (valid during
- * the call only); err says what failed otherwise. */
-typedef void (*trust_store_done)(int rc, const struct trust_state *st, const char *err, void *arg);
+/* What an asynchronous store step found (see loop_open); everything in it
+ * is valid during the done call only. */
+struct trust_store_reply {
+    int rc;                          /* as the synchronous calls': TS_EXISTS = replayed, nothing done */
+    const char *err;                 /* what failed when rc < 0; "" otherwise */
+    const struct trust_state *state; /* signal: the new state (TS_OK); take: the agent's, NULL when none */
+    const char *challenge;           /* take: the challenge's value, NULL when unknown, expired or used */
+};
+typedef void (*trust_store_done)(const struct trust_store_reply *r, void *arg);
 
 struct event_base;
 struct trust_store_loop;
@@ -86,18 +91,32 @@ struct trust_store {
     int (*remember_apply)(struct trust_store *s, const char *key, int64_t ttl_ms, const char *did,
                           const struct trust_signal *sig, struct trust_state *out, char *err, size_t errlen);
 
-    /* Optional (NULL = none: call remember_apply): remember_apply for an
-     * event loop that must not wait for the backend. loop_open gives the
-     * backend's connection for one loop, used only on that loop's thread
-     * (NULL on OOM). remember_apply_async queues the step on it: TS_OK, and
-     * `done` runs later on the loop, exactly once, with what remember_apply
-     * would have returned; or TS_INVALID / TS_UNAVAILABLE with err, and done
+    /* Optional (NULL = none: use the synchronous calls): the API's store
+     * steps for an event loop that must not wait for the backend, each
+     * recording a request's replay key first and doing nothing more when it
+     * was already seen (rc TS_EXISTS). loop_open gives the backend's
+     * connection for one loop, used only on that loop's thread (NULL on
+     * OOM). A step either returns TS_OK, and `done` runs later on the loop,
+     * exactly once; or returns TS_INVALID / TS_UNAVAILABLE with err, and done
      * never runs. loop_close, on the loop's thread, ends the steps still in
-     * flight with TS_UNAVAILABLE, then frees the connection. */
+     * flight with TS_UNAVAILABLE, then frees the connection. A backend with
+     * loop_open has all three steps.
+     *
+     * remember_apply_async: remember_apply; r->state is the new state.
+     * remember_put_challenge_async: remember, then put_challenge(id, value,
+     *   challenge_ttl_ms); an id already taken is TS_UNAVAILABLE.
+     * remember_take_async: remember, then take_challenge(id) and get(did) in
+     *   one atomic step: TS_OK with r->challenge and r->state (either NULL
+     *   when absent). */
     struct trust_store_loop *(*loop_open)(struct trust_store *s, struct event_base *base);
     int (*remember_apply_async)(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *did,
                                 const struct trust_signal *sig, trust_store_done done, void *arg, char *err,
                                 size_t errlen);
+    int (*remember_put_challenge_async)(struct trust_store_loop *l, const char *key, int64_t ttl_ms,
+                                        const char *id, const char *value, int64_t challenge_ttl_ms,
+                                        trust_store_done done, void *arg, char *err, size_t errlen);
+    int (*remember_take_async)(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *id,
+                               const char *did, trust_store_done done, void *arg, char *err, size_t errlen);
     void (*loop_close)(struct trust_store_loop *l);
 
     /* Installs the change listener (NULL to remove). 0 or -1. */

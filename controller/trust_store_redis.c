@@ -5,8 +5,11 @@
  *                                     lp (last positive signal, unix ms),
  *                                     w0..w4, dph, df (scoring parameters)
  *   agentmesh:challenge:<id>    string, SET NX PX; taken with GETDEL
- *   agentmesh:replay:<key>      string, SET NX PX (a signal's replay key is set by
- *                               the same script that applies it: one round trip)
+ *   agentmesh:replay:<key>      string, SET NX PX (on an event loop, a request's
+ *                               replay key is set by the same script that applies
+ *                               its signal, stores its challenge, or takes its
+ *                               challenge and reads the agent's state: one round
+ *                               trip per request, and the loop never waits on it)
  * Every state change publishes the DID on agentmesh:trust_updates.
  *
  * Signals are applied server-side by a Lua script doing trust_engine's
@@ -81,7 +84,7 @@ struct script {
 struct redisstore {
     struct trust_store base;
     struct redis_pool *pool;
-    struct script apply, remember_apply, store, remove;
+    struct script apply, remember_apply, store, remove, remember_put_challenge, remember_take;
     pthread_mutex_t mu;               /* guards listener fields */
     trust_store_listener listener;
     void *listener_arg;
@@ -342,54 +345,136 @@ static int rs_remember_apply(struct trust_store *s, const char *key, int64_t ttl
     return apply_script(R(s), key, ttl_ms, did, sig, out, err, errlen);
 }
 
-/* ---- asynchronous signals: one pipelined connection per event loop ------- */
+/* ---- asynchronous steps: one pipelined connection per event loop -------- */
+
+/* KEYS[1] replay key, KEYS[2] challenge; ARGV replay TTL, value, challenge
+ * TTL. -1: replayed; 0: the id is taken; 1: stored. */
+static const char remember_put_challenge_lua[] =
+    "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -1 end\n"
+    "if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end\n"
+    "return 1\n";
+
+/* KEYS[1] replay key, KEYS[2] challenge, KEYS[3] state; ARGV replay TTL.
+ * -1: replayed; else {challenge value or nil, the state's HMGET}. */
+static const char remember_take_lua[] =
+    "if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -1 end\n"
+    "return {redis.call('GETDEL', KEYS[2]), redis.call('HMGET', KEYS[3], " FIELDS_LUA ")}\n";
 
 struct trust_store_loop {
     struct redisstore *r;
     struct redis_async *conn;
 };
 
-/* One remember_apply in flight on a loop. */
-struct async_signal {
+/* Reads a step's script reply into *out (st and the reply back its fields).
+ * The reply has been checked not to be an error. */
+typedef void (*step_parse_fn)(const redisReply *rep, struct trust_store_reply *out, struct trust_state *st,
+                              char *err, size_t errlen);
+
+/* One step in flight on a loop: its script arguments (copied into text[],
+ * the step outlives the caller's strings), and what to do with the reply. */
+struct async_step {
     struct trust_store_loop *l;
-    struct signal_args args;
+    const struct script *script;
+    step_parse_fn parse;
     int eval;                    /* sent as EVAL (the server had lost the script) */
     trust_store_done done;
     void *arg;
+    int argc;
+    const char *argv[12];        /* [0..1] command and script, set when sent */
+    char text[];
 };
 
-/* Sends the step's script: EVALSHA, or EVAL after a NOSCRIPT. 0 or -1 with err. */
-static int async_send(struct async_signal *as, char *err, size_t errlen);
+static void async_reply(redisReply *rep, const char *cerr, void *arg);
 
-static void async_signal_reply(redisReply *rep, const char *cerr, void *arg)
+/* Sends the step's script: EVALSHA, or EVAL after a NOSCRIPT. 0 or -1 with err. */
+static int async_send(struct async_step *as, char *err, size_t errlen)
 {
-    struct async_signal *as = arg;
-    char err[256];
+    as->argv[0] = as->eval ? "EVAL" : "EVALSHA";
+    as->argv[1] = as->eval ? as->script->text : as->script->sha;
+    return redis_async_command(as->l->conn, as->argc, as->argv, NULL, async_reply, as, err, errlen);
+}
+
+static void async_reply(redisReply *rep, const char *cerr, void *arg)
+{
+    struct async_step *as = arg;
+    char err[256] = "";
     struct trust_state st;
-    int rc;
+    struct trust_store_reply out = {.rc = TS_UNAVAILABLE, .err = err};
     if (!rep) {
         snprintf(err, sizeof err, "%s", cerr);
-        rc = TS_UNAVAILABLE;
     } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && !as->eval) {
         as->eval = 1;
         if (async_send(as, err, sizeof err) == 0)
             return;
-        rc = TS_UNAVAILABLE;
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, sizeof err, "redis script: %s", rep->str);
+    } else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1) {
+        out.rc = TS_EXISTS;
     } else {
-        rc = signal_result(rep, &st, err, sizeof err);
+        as->parse(rep, &out, &st, err, sizeof err);
     }
-    as->done(rc, rc == TS_OK ? &st : NULL, err, as->arg);
+    as->done(&out, as->arg);
     free(as);
 }
 
-static int async_send(struct async_signal *as, char *err, size_t errlen)
+/* Queues `script` with argv[2..argc) (argv[0..1] are the command's). TS_OK,
+ * or TS_UNAVAILABLE with err (done will not run). */
+static int async_step(struct trust_store_loop *l, const struct script *script, step_parse_fn parse, int argc,
+                      const char **argv, trust_store_done done, void *arg, char *err, size_t errlen)
 {
-    const char *argv[11];
-    int argc = remember_apply_argv(&as->args, argv);
-    const struct script *sc = &as->l->r->remember_apply;
-    argv[0] = as->eval ? "EVAL" : "EVALSHA";
-    argv[1] = as->eval ? sc->text : sc->sha;
-    return redis_async_command(as->l->conn, argc, argv, NULL, async_signal_reply, as, err, errlen);
+    size_t len[12], total = 0;
+    for (int i = 2; i < argc; i++)
+        total += (len[i] = strlen(argv[i])) + 1;
+    struct async_step *as = malloc(sizeof *as + total);
+    if (!as) {
+        snprintf(err, errlen, "out of memory");
+        return TS_UNAVAILABLE;
+    }
+    *as = (struct async_step){.l = l, .script = script, .parse = parse, .done = done, .arg = arg, .argc = argc};
+    char *p = as->text;
+    for (int i = 2; i < argc; i++) {
+        memcpy(p, argv[i], len[i] + 1);
+        as->argv[i] = p;
+        p += len[i] + 1;
+    }
+    if (async_send(as, err, errlen) == 0)
+        return TS_OK;
+    free(as);
+    return TS_UNAVAILABLE;
+}
+
+static void parse_signal(const redisReply *rep, struct trust_store_reply *out, struct trust_state *st, char *err,
+                         size_t errlen)
+{
+    out->rc = signal_result(rep, st, err, errlen);
+    out->state = out->rc == TS_OK ? st : NULL;
+}
+
+static void parse_put_challenge(const redisReply *rep, struct trust_store_reply *out, struct trust_state *st,
+                                char *err, size_t errlen)
+{
+    (void)st;
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+        out->rc = TS_OK;
+    else
+        snprintf(err, errlen, rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 ? "challenge id collision"
+                                                                                     : "redis: unexpected reply to a challenge");
+}
+
+static void parse_take(const redisReply *rep, struct trust_store_reply *out, struct trust_state *st, char *err,
+                       size_t errlen)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        (rep->element[0]->type != REDIS_REPLY_STRING && rep->element[0]->type != REDIS_REPLY_NIL)) {
+        snprintf(err, errlen, "redis: unexpected reply to a challenge take");
+        return;
+    }
+    int rc = parse_state(rep->element[1], st, err, errlen);
+    if (rc == TS_UNAVAILABLE)
+        return;
+    out->rc = TS_OK;
+    out->state = rc == TS_OK ? st : NULL;
+    out->challenge = rep->element[0]->type == REDIS_REPLY_STRING ? rep->element[0]->str : NULL;
 }
 
 static struct trust_store_loop *rs_loop_open(struct trust_store *s, struct event_base *base)
@@ -409,22 +494,61 @@ static int rs_remember_apply_async(struct trust_store_loop *l, const char *key, 
                                    const struct trust_signal *sig, trust_store_done done, void *arg, char *err,
                                    size_t errlen)
 {
-    struct async_signal *as = malloc(sizeof *as);
-    if (!as) {
-        snprintf(err, errlen, "out of memory");
-        return TS_UNAVAILABLE;
-    }
-    *as = (struct async_signal){.l = l, .done = done, .arg = arg};
-    int rc = TS_INVALID;
-    if (!key)
+    struct signal_args a;
+    if (!key) {
         snprintf(err, errlen, "replay key: required");
-    else
-        rc = signal_args_init(&as->args, key, ttl_ms, did, sig, err, errlen);
-    if (rc == TS_OK && async_send(as, err, errlen) != 0)
-        rc = TS_UNAVAILABLE;
-    if (rc != TS_OK)
-        free(as);
-    return rc;
+        return TS_INVALID;
+    }
+    if (signal_args_init(&a, key, ttl_ms, did, sig, err, errlen) != TS_OK)
+        return TS_INVALID;
+    const char *argv[11];
+    return async_step(l, &l->r->remember_apply, parse_signal, remember_apply_argv(&a, argv), argv, done, arg, err,
+                      errlen);
+}
+
+/* The replay key's name and TTL text: TS_OK or TS_INVALID. */
+static int replay_arg(const char *key, int64_t ttl_ms, char rkey[300], char ttl[24], char *err, size_t errlen)
+{
+    if (trust_store_check_key("replay key", key, err, errlen))
+        return TS_INVALID;
+    if (ttl_ms <= 0) {
+        snprintf(err, errlen, "replay ttl must be positive");
+        return TS_INVALID;
+    }
+    snprintf(rkey, 300, "agentmesh:replay:%s", key);
+    snprintf(ttl, 24, "%" PRId64, ttl_ms);
+    return TS_OK;
+}
+
+static int rs_remember_put_challenge_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms,
+                                           const char *id, const char *value, int64_t challenge_ttl_ms,
+                                           trust_store_done done, void *arg, char *err, size_t errlen)
+{
+    char rkey[300], ttl[24], ckey[300], cttl[24];
+    if (replay_arg(key, ttl_ms, rkey, ttl, err, errlen) != TS_OK ||
+        trust_store_check_key("challenge id", id, err, errlen))
+        return TS_INVALID;
+    if (!value || strlen(value) >= TRUST_STORE_MAX_VALUE || challenge_ttl_ms <= 0) {
+        snprintf(err, errlen, "challenge: value must be under %d bytes and ttl positive", TRUST_STORE_MAX_VALUE);
+        return TS_INVALID;
+    }
+    snprintf(ckey, sizeof ckey, "agentmesh:challenge:%s", id);
+    snprintf(cttl, sizeof cttl, "%" PRId64, challenge_ttl_ms);
+    const char *argv[] = {NULL, NULL, "2", rkey, ckey, ttl, value, cttl};
+    return async_step(l, &l->r->remember_put_challenge, parse_put_challenge, 8, argv, done, arg, err, errlen);
+}
+
+static int rs_remember_take_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *id,
+                                  const char *did, trust_store_done done, void *arg, char *err, size_t errlen)
+{
+    char rkey[300], ttl[24], ckey[300], skey[300];
+    if (replay_arg(key, ttl_ms, rkey, ttl, err, errlen) != TS_OK ||
+        trust_store_check_key("challenge id", id, err, errlen) || trust_store_check_key("did", did, err, errlen))
+        return TS_INVALID;
+    snprintf(ckey, sizeof ckey, "agentmesh:challenge:%s", id);
+    state_key(skey, sizeof skey, did);
+    const char *argv[] = {NULL, NULL, "3", rkey, ckey, skey, ttl};
+    return async_step(l, &l->r->remember_take, parse_take, 7, argv, done, arg, err, errlen);
 }
 
 static void rs_loop_close(struct trust_store_loop *l)
@@ -622,10 +746,14 @@ struct trust_store *trust_store_redis_new(const struct redis_options *opt, char 
     script_init(&r->remember_apply, remember_apply_lua);
     script_init(&r->store, store_lua);
     script_init(&r->remove, remove_lua);
+    script_init(&r->remember_put_challenge, remember_put_challenge_lua);
+    script_init(&r->remember_take, remember_take_lua);
     r->base = (struct trust_store){
         .get = rs_get, .create = rs_create, .put = rs_put, .set_params = rs_set_params,
         .apply_signal = rs_apply, .remember_apply = rs_remember_apply, .loop_open = rs_loop_open,
-        .remember_apply_async = rs_remember_apply_async, .loop_close = rs_loop_close,
+        .remember_apply_async = rs_remember_apply_async,
+        .remember_put_challenge_async = rs_remember_put_challenge_async,
+        .remember_take_async = rs_remember_take_async, .loop_close = rs_loop_close,
         .remove = rs_remove, .put_challenge = rs_put_challenge,
         .take_challenge = rs_take_challenge, .remember = rs_remember, .set_listener = rs_set_listener,
         .destroy = rs_destroy, .kind = "redis",

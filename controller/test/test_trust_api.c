@@ -821,7 +821,7 @@ END_TEST
 
 /* ---- a store with an asynchronous step ---------------------------------------- */
 
-/* The memory store, plus remember_apply_async: each step finishes on the
+/* The memory store, plus the asynchronous steps: each step finishes on the
  * loop in a later turn (like a Redis reply), or is refused at once, or is
  * held until the loop closes. */
 struct async_store {
@@ -838,9 +838,13 @@ struct trust_store_loop {
     struct step *held;
 };
 
+enum step_kind { STEP_SIGNAL, STEP_CHALLENGE, STEP_TAKE };
+
 struct step {
     struct trust_store_loop *l;
-    char key[TRUST_STORE_MAX_KEY + 1], did[ID_DID_BUFSZ];
+    enum step_kind kind;
+    char key[TRUST_STORE_MAX_KEY + 1], did[ID_DID_BUFSZ], id[TRUST_STORE_MAX_KEY + 1], value[TRUST_STORE_MAX_VALUE];
+    int64_t ttl_ms;                    /* the challenge's */
     struct trust_signal sig;
     trust_store_done done;
     void *arg;
@@ -861,27 +865,39 @@ static struct trust_store_loop *a_open(struct trust_store *s, struct event_base 
     return l;
 }
 
+/* Does a step with the memory store's synchronous calls, as Redis' scripts would. */
 static void a_finish(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct step *st = arg;
     struct trust_store *in = st->l->as->inner;
-    struct trust_state out;
-    char err[256] = "";
-    int rc = trust_store_remember_apply(in, st->key, TRUST_API_REPLAY_TTL_MS, st->did, &st->sig, &out, err, sizeof err);
+    struct trust_state state;
+    char err[256] = "", value[TRUST_STORE_MAX_VALUE];
+    struct trust_store_reply r = {.err = err};
+    if (st->kind == STEP_SIGNAL) {
+        r.rc = trust_store_remember_apply(in, st->key, TRUST_API_REPLAY_TTL_MS, st->did, &st->sig, &state, err,
+                                          sizeof err);
+        r.state = r.rc == TS_OK ? &state : NULL;
+    } else if ((r.rc = in->remember(in, st->key, TRUST_API_REPLAY_TTL_MS, err, sizeof err)) != TS_OK) {
+        /* replayed: nothing else done */
+    } else if (st->kind == STEP_CHALLENGE) {
+        r.rc = in->put_challenge(in, st->id, st->value, st->ttl_ms, err, sizeof err);
+    } else {
+        r.challenge = in->take_challenge(in, st->id, value, sizeof value, err, sizeof err) == TS_OK ? value : NULL;
+        r.state = in->get(in, st->did, &state, err, sizeof err) == TS_OK ? &state : NULL;
+    }
     a_count(st->l->as, &st->l->as->ended);
-    st->done(rc, rc == TS_OK ? &out : NULL, err, st->arg);
+    st->done(&r, st->arg);
     free(st);
 }
 
-static int a_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *did,
-                   const struct trust_signal *sig, trust_store_done done, void *arg, char *err, size_t errlen) {
-    ck_assert_int_eq(ttl_ms, TRUST_API_REPLAY_TTL_MS);
-    if (l->as->refuse) return down(err, errlen);
-    struct step *st = calloc(1, sizeof *st);
-    *st = (struct step){.l = l, .sig = *sig, .done = done, .arg = arg};
-    snprintf(st->key, sizeof st->key, "%s", key);
-    snprintf(st->did, sizeof st->did, "%s", did);
+/* Queues st (or holds it, or refuses it). */
+static int a_queue(struct trust_store_loop *l, struct step *st, char *err, size_t errlen) {
+    if (l->as->refuse) {
+        free(st);
+        return down(err, errlen);
+    }
+    st->l = l;
     if (l->as->hold) {
         st->next = l->held;
         l->held = st;
@@ -893,12 +909,46 @@ static int a_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms, 
     return TS_OK;
 }
 
+static struct step *a_step(enum step_kind kind, const char *key, int64_t ttl_ms, trust_store_done done, void *arg) {
+    ck_assert_int_eq(ttl_ms, TRUST_API_REPLAY_TTL_MS);
+    struct step *st = calloc(1, sizeof *st);
+    *st = (struct step){.kind = kind, .done = done, .arg = arg};
+    snprintf(st->key, sizeof st->key, "%s", key);
+    return st;
+}
+
+static int a_signal(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *did,
+                    const struct trust_signal *sig, trust_store_done done, void *arg, char *err, size_t errlen) {
+    struct step *st = a_step(STEP_SIGNAL, key, ttl_ms, done, arg);
+    st->sig = *sig;
+    snprintf(st->did, sizeof st->did, "%s", did);
+    return a_queue(l, st, err, errlen);
+}
+
+static int a_challenge(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *id,
+                       const char *value, int64_t challenge_ttl_ms, trust_store_done done, void *arg, char *err,
+                       size_t errlen) {
+    struct step *st = a_step(STEP_CHALLENGE, key, ttl_ms, done, arg);
+    snprintf(st->id, sizeof st->id, "%s", id);
+    snprintf(st->value, sizeof st->value, "%s", value);
+    st->ttl_ms = challenge_ttl_ms;
+    return a_queue(l, st, err, errlen);
+}
+
+static int a_take(struct trust_store_loop *l, const char *key, int64_t ttl_ms, const char *id, const char *did,
+                  trust_store_done done, void *arg, char *err, size_t errlen) {
+    struct step *st = a_step(STEP_TAKE, key, ttl_ms, done, arg);
+    snprintf(st->id, sizeof st->id, "%s", id);
+    snprintf(st->did, sizeof st->did, "%s", did);
+    return a_queue(l, st, err, errlen);
+}
+
 static void a_close(struct trust_store_loop *l) {
     while (l->held) {
         struct step *st = l->held;
         l->held = st->next;
         a_count(l->as, &l->as->ended);
-        st->done(TS_UNAVAILABLE, NULL, "closing", st->arg);
+        st->done(&(struct trust_store_reply){.rc = TS_UNAVAILABLE, .err = "closing"}, st->arg);
         free(st);
     }
     a_count(l->as, &l->as->closed);
@@ -926,7 +976,9 @@ static void async_store_init(struct async_store *as) {
                                         .remember = a_remember, .destroy = d_destroy, .kind = "async"},
                                .inner = store};
     as->base.loop_open = a_open;
-    as->base.remember_apply_async = a_async;
+    as->base.remember_apply_async = a_signal;
+    as->base.remember_put_challenge_async = a_challenge;
+    as->base.remember_take_async = a_take;
     as->base.loop_close = a_close;
     pthread_mutex_init(&as->mu, NULL);
 }
@@ -961,6 +1013,76 @@ START_TEST(async_store_signals) {
                  "connection refused");
     ck_assert_int_ge(as.opened, 1);
     ck_assert_int_le(as.opened, 2);   /* one per event loop at most */
+    stop_api();
+    ck_assert_int_eq(as.closed, as.opened);
+    pthread_mutex_destroy(&as.mu);
+}
+END_TEST
+
+/* The same request twice with one Authorization: 200 (or code1) first, then 401 "already used". */
+static void send_twice(const char *path, const char *body, long code1) {
+    char auth[AUTH_HEADER_MAX];
+    json_t *out;
+    ck_assert_int_eq(auth_build_header(alice.sk, alice.did, "POST", path, body, strlen(body), time(NULL), auth,
+                                       sizeof auth), 0);
+    ck_assert_int_eq(http("POST", path, body, strlen(body), auth, &out), code1);
+    json_decref(out);
+    expect_error(http("POST", path, body, strlen(body), auth, &out), &out, 401, "Unauthorized", "already used");
+}
+
+/* Handshakes whose store steps finish later on the loop: the same decisions
+ * as the synchronous path (verified with the stored score, single-use
+ * challenges, another agent's challenge, unknown agents), replays refused,
+ * a refused step is a 503 counted as an error, and every step ends. */
+START_TEST(async_store_handshakes) {
+    struct async_store as;
+    async_store_init(&as);
+    start_api(&as.base, 0, 0);
+    double errors0 = counter("agentmesh_handshakes_total", "result", "error");
+    struct challenge ch, other;
+    ask_challenge(&alice, bob.did, &ch);
+    ck_assert_int_eq(strlen(ch.id), 26);
+    ck_assert_int_eq(strlen(ch.nonce), 64);
+    char *vb = verify_body(&bob, bob.did, &ch, ",\"required_capabilities\":[\"write:reports\"]");
+    json_t *out = verify_as(&alice, strdup(vb));
+    ck_assert(json_is_true(json_object_get(out, "verified")));
+    ck_assert_int_eq(json_int_at(out, "trust_score", -1), 827);   /* bob's stored state, read in the step */
+    json_decref(out);
+    expect_rejected(verify_as(&alice, vb), "unknown, expired or already used");
+    ask_challenge(&alice, alice.did, &other);   /* alice has no stored state: her record's 500 */
+    out = verify_as(&alice, verify_body(&bob, bob.did, &other, ""));
+    ck_assert_int_eq(json_int_at(out, "trust_score", -1), 827);
+    expect_rejected(out, "issued for another agent");
+    ask_challenge(&alice, alice.did, &other);
+    out = verify_as(&bob, verify_body(&alice, alice.did, &other, ""));
+    ck_assert(json_is_true(json_object_get(out, "verified")));
+    ck_assert_int_eq(json_int_at(out, "trust_score", -1), 500);
+    json_decref(out);
+    ask_challenge(&alice, bob.did, &ch);
+    out = verify_as(&alice, verify_body(&eve, eve.did, &ch, ""));   /* eve is not registered */
+    ck_assert(json_is_null(json_object_get(out, "trust_score")));
+    expect_rejected(out, "issued for another agent");
+
+    char body[128];
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\"}", bob.did);
+    send_twice("/api/v1/handshake/challenge", body, 200);
+    ask_challenge(&alice, bob.did, &ch);
+    vb = verify_body(&bob, bob.did, &ch, "");
+    send_twice("/api/v1/handshake/verify", vb, 200);
+    free(vb);
+    pthread_mutex_lock(&as.mu);
+    int ended = as.ended;
+    pthread_mutex_unlock(&as.mu);
+    ck_assert_int_eq(ended, 14);   /* 7 challenges and 7 verifies, the two replays included */
+
+    as.refuse = 1;
+    expect_error(call(&alice, "POST", "/api/v1/handshake/challenge", body, &out), &out, 503, "StoreUnavailable",
+                 "connection refused");
+    vb = verify_body(&bob, bob.did, &ch, "");
+    expect_error(call(&alice, "POST", "/api/v1/handshake/verify", vb, &out), &out, 503, "StoreUnavailable",
+                 "connection refused");
+    free(vb);
+    ck_assert(counter("agentmesh_handshakes_total", "result", "error") == errors0 + 2);   /* the replay and the 503 */
     stop_api();
     ck_assert_int_eq(as.closed, as.opened);
     pthread_mutex_destroy(&as.mu);
@@ -1042,6 +1164,7 @@ int main(void) {
     tcase_add_test(tc, handshake_metrics_rendered);
     tcase_add_test(tc, async_store_signals);
     tcase_add_test(tc, async_store_shutdown_ends_held);
+    tcase_add_test(tc, async_store_handshakes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
