@@ -8,7 +8,9 @@
  *
  * Outages are made with a TCP proxy inside this test (down: connections
  * reset and refused; hang: accepted but never answered), so the shared
- * servers other tests use are never stopped. Postgres cases work in a
+ * servers other tests use are never stopped; the trust API's own steps over
+ * Redis (signals, challenges, verifies on its event loop) are checked
+ * through such an outage too. Postgres cases work in a
  * schema of their own, dropped at the end. */
 #include <arpa/inet.h>
 #include <check.h>
@@ -29,7 +31,9 @@
 #include "controller/audit_log.h"
 #include "controller/audit_spool.h"
 #include "controller/redis_conn.h"
+#include "controller/trust_api.h"
 #include "controller/trust_store.h"
+#include "e2e/signed_client.h"
 
 #define T0 1700000000000LL
 
@@ -602,6 +606,184 @@ START_TEST(redis_down_fails_fast_and_recovers)
 }
 END_TEST
 
+/* ---- the trust API over Redis ---------------------------------------------- */
+
+static struct identity alice, bob;
+
+static void register_agent(struct agent_registry *reg, const struct identity *id, const char *name)
+{
+    struct agent_record rec;
+    memset(&rec, 0, sizeof rec);
+    snprintf(rec.ns, sizeof rec.ns, "e2e-storage");
+    snprintf(rec.name, sizeof rec.name, "%s", name);
+    snprintf(rec.did, sizeof rec.did, "%s", id->did);
+    snprintf(rec.key_id, sizeof rec.key_id, "%s", id->key_id);
+    memcpy(rec.pub, id->pk, ID_PUB_LEN);
+    snprintf(rec.phase, sizeof rec.phase, "Active");
+    rec.initial_score = 600;
+    trust_params_default(&rec.params);
+    rec.capabilities = json_array();
+    ck_assert_int_eq(agent_registry_put(reg, &rec), 0);
+    agent_record_clear(&rec);
+}
+
+/* One signed request from alice on fd: the HTTP status, reply body in out. */
+static int api_call(int fd, const char *path, const char *body, char *out, size_t outlen)
+{
+    char req[4096];
+    int len = sc_build(req, sizeof req, alice.sk, alice.did, "POST", path, body);
+    ck_assert_int_gt(len, 0);
+    return sc_roundtrip(fd, req, (size_t)len, out, outlen);
+}
+
+/* alice asks a challenge for bob into id/nonce: the HTTP status. */
+static int ask(int fd, char id[64], char nonce[128])
+{
+    char body[128], reply[1024], err[128];
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\"}", bob.did);
+    int code = api_call(fd, "/api/v1/handshake/challenge", body, reply, sizeof reply);
+    if (code != 200)
+        return code;
+    json_t *j = json_parse(reply, strlen(reply), err, sizeof err);
+    ck_assert_ptr_nonnull(j);
+    snprintf(id, 64, "%s", json_str_at(j, "challenge_id"));
+    snprintf(nonce, 128, "%s", json_str_at(j, "nonce"));
+    json_decref(j);
+    return 200;
+}
+
+/* bob answers (id, nonce) and alice verifies: the HTTP status, reply in out. */
+static int answer(int fd, const char *id, const char *nonce, char *out, size_t outlen)
+{
+    char msg[512], body[1024], sig_b64[ID_SIG_B64_BUFSZ];
+    const char *rnonce = "00112233445566778899aabbccddeeff";
+    unsigned char sig[ID_SIG_LEN];
+    int n = snprintf(msg, sizeof msg, "%s:%s:%s:%s", id, nonce, rnonce, bob.did);
+    ck_assert_int_eq(identity_sign(&bob, msg, (size_t)n, sig), 0);
+    ck_assert_int_eq(b64_encode(sig, sizeof sig, sig_b64, sizeof sig_b64), 0);
+    snprintf(body, sizeof body,
+             "{\"challenge_id\":\"%s\",\"agent_did\":\"%s\",\"response_nonce\":\"%s\",\"signature\":\"%s\"}", id,
+             bob.did, rnonce, sig_b64);
+    return api_call(fd, "/api/v1/handshake/verify", body, out, outlen);
+}
+
+/* A whole handshake: 1 when bob is verified, 0 when it failed with 503
+ * (code in *failed), asserting nothing else happens. */
+static int handshake(int fd, int *failed)
+{
+    char id[64], nonce[128], reply[1024];
+    int code = ask(fd, id, nonce);
+    if (code == 200)
+        code = answer(fd, id, nonce, reply, sizeof reply);
+    *failed = code;
+    if (code != 200) {
+        ck_assert_int_eq(code, 503);
+        return 0;
+    }
+    ck_assert_msg(strstr(reply, "\"verified\":true") != NULL, "%s", reply);
+    return 1;
+}
+
+/* The API's store steps run on its event loop over Redis: handshakes and
+ * signals work (also after the server lost its scripts), fail fast with
+ * 503 while Redis is down, never hold the loop while Redis hangs (another
+ * request is served meanwhile), and work again when it is back. */
+START_TEST(redis_api_outage_503_and_recovery)
+{
+    SKIP_UNLESS(redis_url, "AGENTMESH_TEST_REDIS_URL");
+    char err[256], url[800], reply[1024], body[256];
+    struct redis_url u;
+    ck_assert_int_eq(redis_url_parse(redis_url, &u, err, sizeof err), 0);
+    struct proxy px;
+    proxy_start(&px, u.host, u.port);
+    if (u.password[0])
+        snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d/%d", u.user, u.password, px.port, u.db);
+    else
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d/%d", px.port, u.db);
+    struct trust_store *s = redis_store(url, NULL, 500, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(identity_init(), 0);
+    ck_assert_int_eq(identity_generate(&alice), 0);
+    ck_assert_int_eq(identity_generate(&bob), 0);
+    struct agent_registry *reg = agent_registry_new();
+    ck_assert_ptr_nonnull(reg);
+    register_agent(reg, &alice, "alice");
+    register_agent(reg, &bob, "bob");
+    struct trust_api_options o = {.address = "127.0.0.1", .threads = 1, .registry = reg, .store = s};
+    struct trust_api *api = trust_api_new(&o, err, sizeof err);
+    ck_assert_msg(api && trust_api_start(api, err, sizeof err) == 0, "%s", err);
+    int port = trust_api_port(api), failed;
+    int fd = sc_dial(port);
+    ck_assert_int_ge(fd, 0);
+
+    ck_assert(handshake(fd, &failed));
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\",\"dimension\":\"outputQuality\",\"value\":1,\"source\":\"e2e\"}",
+             bob.did);
+    ck_assert_int_eq(api_call(fd, "/api/v1/signals", body, reply, sizeof reply), 200);
+    const char *flush[] = {"SCRIPT", "FLUSH"};
+    freeReplyObject(admin(redis_url, 2, flush));
+    ck_assert(handshake(fd, &failed));   /* NOSCRIPT: the step is sent again as EVAL */
+    ck_assert_int_eq(api_call(fd, "/api/v1/signals", body, reply, sizeof reply), 200);
+
+    char id[64], nonce[128], id2[64], nonce2[128];
+    ck_assert_int_eq(ask(fd, id, nonce), 200);
+    proxy_set(&px, PROXY_DOWN);
+    double t = now_s();
+    ck_assert_int_eq(ask(fd, id2, nonce2), 503);
+    ck_assert_int_eq(answer(fd, id, nonce, reply, sizeof reply), 503);
+    ck_assert_ptr_nonnull(strstr(reply, "StoreUnavailable"));
+    ck_assert_int_eq(api_call(fd, "/api/v1/signals", body, reply, sizeof reply), 503);
+    double took = now_s() - t;
+    printf("redis down: challenge, verify and signal answered 503 in %.3f s\n", took);
+    ck_assert_msg(took < 1.0, "took %.3f s", took);
+
+    /* Hung: a challenge waits for its reply on the loop, and meanwhile the
+     * same loop answers another connection; then the I/O timeout ends it. */
+    proxy_set(&px, PROXY_UP);
+    usleep(1100 * 1000);          /* past the reconnect back-off */
+    proxy_set(&px, PROXY_HANG);
+    int fd2 = sc_dial(port);
+    ck_assert_int_ge(fd2, 0);
+    char req[4096], hreq[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\"}", bob.did);
+    int len = sc_build(req, sizeof req, alice.sk, alice.did, "POST", "/api/v1/handshake/challenge", body);
+    ck_assert_int_gt(len, 0);
+    t = now_s();
+    ck_assert_int_eq(write(fd, req, (size_t)len), len);
+    usleep(50 * 1000);            /* the challenge is on the loop, waiting on Redis */
+    double h0 = now_s();
+    ck_assert_int_eq(sc_roundtrip(fd2, hreq, sizeof hreq - 1, reply, sizeof reply), 200);
+    double healthz = now_s() - h0;
+    ck_assert_int_eq(sc_roundtrip(fd, req, 0, reply, sizeof reply), 503);   /* reads the challenge's reply */
+    took = now_s() - t;
+    printf("redis hung: /healthz answered in %.3f s meanwhile; the challenge got 503 in %.3f s (%s)\n", healthz,
+           took, reply);
+    ck_assert_msg(healthz < 0.3, "healthz took %.3f s: the loop waited on Redis", healthz);
+    ck_assert_msg(took >= 0.4 && took < 2.0, "took %.3f s", took);
+    close(fd2);
+
+    proxy_set(&px, PROXY_DOWN);
+    proxy_set(&px, PROXY_UP);     /* back: within the reconnect back-off, handshakes work again */
+    int ok = 0;
+    for (int i = 0; i < 50 && !ok; i++) {
+        if (!(ok = handshake(fd, &failed)))
+            usleep(100 * 1000);
+    }
+    ck_assert_msg(ok, "no handshake within 5 s of Redis coming back (last %d)", failed);
+    snprintf(body, sizeof body, "{\"agent_did\":\"%s\",\"dimension\":\"outputQuality\",\"value\":1,\"source\":\"e2e\"}",
+             bob.did);
+    ck_assert_int_eq(api_call(fd, "/api/v1/signals", body, reply, sizeof reply), 200);
+    close(fd);
+    trust_api_free(api);
+    ck_assert_int_eq(s->remove(s, bob.did, err, sizeof err), TS_OK);
+    trust_store_destroy(s);
+    agent_registry_free(reg);
+    identity_wipe(&alice);
+    identity_wipe(&bob);
+    proxy_stop(&px);
+}
+END_TEST
+
 /* ---- PostgreSQL ------------------------------------------------------------ */
 
 static char schema[64];
@@ -895,6 +1077,7 @@ int main(void)
     tcase_add_test(r, redis_updates_reach_other_replicas);
     tcase_add_test(r, redis_tls);
     tcase_add_test(r, redis_down_fails_fast_and_recovers);
+    tcase_add_test(r, redis_api_outage_503_and_recovery);
     suite_add_tcase(s, r);
     TCase *p = tcase_create("postgres");
     tcase_set_timeout(p, 120);
