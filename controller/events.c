@@ -23,22 +23,23 @@
 #define FOLD_WINDOW_SECONDS 600
 #define QUEUE_CAP 1024
 
-/* One remembered event: its fingerprint, how often it happened, its API name. */
+/* One remembered event: its fingerprint, how often it happened, its API
+ * name. The names are allocated: inline buffers sized for the longest
+ * namespace made the slots and the queue ~400 KiB that a flood touches. */
 struct fold_entry {
     unsigned long long hash;
     time_t first;
     int count;
-    char ns[254];
-    char name[200];
+    char *ns, *name;
 };
 
 /* One queued Event, built on the caller's thread. */
 struct pending {
     unsigned long long hash;
-    char ns[254];
     time_t at;
     char *event;         /* the core/v1 Event to create, as compact JSON (a tenth of a
-                            jansson tree's memory while a flood fills the queue) */
+                            jansson tree's memory while a flood fills the queue);
+                            its metadata.namespace is where it is created */
 };
 
 struct events {
@@ -84,15 +85,21 @@ static void send_one(struct events *ev, struct pending *p) {
     }
     struct kube_result r = {0};
     json_t *event = json_loads(p->event, 0, NULL);
-    if (!event || kube_create(ev->client, &events_gvr, p->ns, event, &r) != 0) {
-        log_warn("events", "cannot record event %s in %s: %s", json_str_at(event, "reason"), p->ns,
+    const char *ns = json_str_at(event, "metadata.namespace");
+    if (!event || kube_create(ev->client, &events_gvr, ns, event, &r) != 0) {
+        log_warn("events", "cannot record event %s in %s: %s", json_str_at(event, "reason"), ns,
                  event ? r.message : "out of memory");
     } else {
-        slot->hash = p->hash;
+        const char *name = json_str_at(event, "metadata.name");
+        char *slot_ns = ns ? strdup(ns) : NULL, *slot_name = name ? strdup(name) : NULL;
+        free(slot->ns);
+        free(slot->name);
+        slot->ns = slot_ns;
+        slot->name = slot_name;
+        /* without both names the slot cannot fold: the next twin is created anew */
+        slot->hash = slot_ns && slot_name ? p->hash : 0;
         slot->first = p->at;
         slot->count = 1;
-        snprintf(slot->ns, sizeof slot->ns, "%s", p->ns);
-        snprintf(slot->name, sizeof slot->name, "%s", json_str_at(event, "metadata.name"));
     }
     json_decref(event);
     kube_result_free(&r);
@@ -141,6 +148,10 @@ void events_free(struct events *ev) {
         pthread_join(ev->sender, NULL);
     }
     for (; ev->len > 0; ev->len--, ev->head = (ev->head + 1) % QUEUE_CAP) free(ev->queue[ev->head].event);
+    for (size_t i = 0; i < FOLD_SLOTS; i++) {
+        free(ev->slots[i].ns);
+        free(ev->slots[i].name);
+    }
     pthread_cond_destroy(&ev->wake);
     pthread_mutex_destroy(&ev->lock);
     free(ev->component);
@@ -164,7 +175,6 @@ void events_record(struct events *ev, const json_t *obj, const char *type, const
     struct pending p;
     p.at = time(NULL);
     p.hash = fnv(fnv(fnv(fnv(1469598103934665603ULL, uid), reason), message), type);
-    snprintf(p.ns, sizeof p.ns, "%s", ns);
     char now[32];
     rfc3339(p.at, now, sizeof now);
     /* Unique like client-go's: the object name and random hex. */

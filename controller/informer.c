@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -31,7 +32,7 @@
 #include "controller/cache_codec.h"
 #include "controller/strmap.h"
 
-#define LIST_PAGE 100   /* objects per list page: bounds a relist's transient memory */
+#define LIST_PAGE 50   /* objects per list page: bounds a relist's transient memory */
 #define MEMO_SLOTS 8    /* decoded trees kept for informer_get_indexed */
 
 /* A decoded object kept next to the cache entry it came from. The webhook
@@ -545,6 +546,10 @@ static int commit_list(struct informer *inf, struct strmap *fresh, const char *r
               strmap_count(fresh), strmap_count(old));
     strmap_free(old, unref_value);
     strmap_free(old_index, keyset_free);
+    /* The list's pages and the old cache were freed in the middle of the
+     * heap, where malloc keeps them: after a start with 1,000 agents 9 of
+     * the 15 MB malloc held were free. Hand those pages back to the kernel. */
+    malloc_trim(0);
     return 0;
 }
 
@@ -790,6 +795,13 @@ static int add_page(json_t *page, void *arg)
     return add_items(st->inf, st->fresh, page);
 }
 
+/* One list at a time in the whole process: at a start every informer lists
+ * at once, and each list page in flight is a decoded tree of LIST_PAGE
+ * objects (~1.5 MB for 100 AgentIdentities): the lists in parallel made
+ * the start the peak of the process's memory. The API server, not the
+ * order, bounds how fast the lists come back. */
+static pthread_mutex_t list_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* kube_watch relist handler: the list, one page (LIST_PAGE objects) in
  * memory at a time, into a new cache that then replaces the old one. */
 static int relist(void *arg, char *rv, size_t rvlen)
@@ -803,7 +815,9 @@ static int relist(void *arg, char *rv, size_t rvlen)
     struct relist_state st = {.inf = inf, .fresh = strmap_new()};
     struct kube_result res = {0};
     pthread_mutex_lock(&inf->dispatch_mu);
+    pthread_mutex_lock(&list_mu);
     int rc = st.fresh ? kube_list_pages(inf->c, &inf->o.gvr, inf->ns, &lo, add_page, &st, &res) : -1;
+    pthread_mutex_unlock(&list_mu);
     if (rc != 0) {
         log_warn("informer", "resource=%s list failed: status=%d reason=%s msg=\"%s\"", inf->what,
                  res.status, res.reason, st.fresh ? res.message : "out of memory");

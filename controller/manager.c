@@ -7,6 +7,7 @@
 #include "controller/agent_render.h"
 #include "controller/strmap.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct manager {
     int running_workers;
     struct metric *reconcile_total, *reconcile_time, *wq_depth, *wq_adds, *wq_retries;
     unsigned long long reported_adds[2], reported_retries[2];
+    int reconciles_untrimmed;   /* since the last give_back_memory */
 };
 
 json_t *manager_strip_object(json_t *obj, void *arg) {
@@ -237,6 +239,23 @@ static int agent_step(struct controller *c, const char *key, double *requeue_aft
                                                          : agent_refresh(c, key, requeue_after);
 }
 
+/* A burst of reconciles (a flood of new agents, the first pass after a
+ * start) leaves its decoded objects and replies freed between the caches'
+ * long-lived entries, where malloc keeps the pages: 13 MB held for 5 MB in
+ * use after a start with 1,000 agents. When a queue runs empty the burst is
+ * over: hand the free pages back (RSS 27 -> 20 MiB there). Only after
+ * TRIM_AFTER reconciles, so a trickle of single ones does not pay for a
+ * trim each; counted rather than timed, so the end of a burst is never
+ * skipped for being too soon after the last trim. */
+#define TRIM_AFTER 8
+static void give_back_memory(struct manager *m, struct workqueue *q) {
+    int done = __atomic_add_fetch(&m->reconciles_untrimmed, 1, __ATOMIC_RELAXED);
+    if (done < TRIM_AFTER || workqueue_len(q) > 0 ||
+        !__atomic_compare_exchange_n(&m->reconciles_untrimmed, &done, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    malloc_trim(0);
+}
+
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     struct controller *c = &w->m->c;
@@ -255,6 +274,7 @@ static void *worker_main(void *arg) {
         }
         workqueue_done(w->queue, key);
         free(key);
+        give_back_memory(w->m, w->queue);
     }
     return NULL;
 }
