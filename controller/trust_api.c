@@ -597,6 +597,49 @@ static int apply_first(struct trust_api *api, const char *did, const struct trus
     return trust_store_apply(s, did, sig, st, err, errlen);
 }
 
+/* A JSON real as jansson writes it: "%.17g", then ".0" when that would
+ * read back as an integer, and no "+" or leading zeros in the exponent. */
+static void real_text(char out[32], double v) {
+    int n = snprintf(out, 32, "%.17g", v);
+    char *e = strchr(out, 'e');
+    if (!e && !strchr(out, '.')) {
+        memcpy(out + n, ".0", 3);
+        return;
+    }
+    if (!e) return;
+    char *digits = e + 1 + (e[1] == '-'), *from = e + 2;
+    while (*from == '0') from++;
+    memmove(digits, from, strlen(from) + 1);
+}
+
+int trust_api_signal_reply(char *out, size_t outlen, const char *did, int score, const char *tier,
+                           const struct trust_state *st) {
+    /* The dimensions by name, as json_compact sorts them. */
+    static const enum trust_dim sorted[TRUST_DIM_COUNT] = {
+        TRUST_DIM_COLLABORATION_HEALTH, TRUST_DIM_OUTPUT_QUALITY, TRUST_DIM_POLICY_COMPLIANCE,
+        TRUST_DIM_RESOURCE_EFFICIENCY, TRUST_DIM_SECURITY_POSTURE};
+    size_t n = (size_t)snprintf(out, outlen, "{\"agent_did\":\"%s\",\"dimensions\":{", did);
+    for (int i = 0; i < TRUST_DIM_COUNT && n < outlen; i++) {
+        char v[32];
+        real_text(v, st->dims[sorted[i]]);
+        n += (size_t)snprintf(out + n, outlen - n, "%s\"%s\":%s", i ? "," : "", trust_dim_name(sorted[i]), v);
+    }
+    if (n < outlen) n += (size_t)snprintf(out + n, outlen - n, "},\"tier\":\"%s\",\"trust_score\":%d}", tier, score);
+    return n < outlen ? (int)n : -1;
+}
+
+/* The reply to an applied signal, formatted in place (see trust_api.h). */
+static void reply_signal(struct call *c, const char *did, int score, const char *tier, const struct trust_state *st) {
+    char body[512];
+    int n = trust_api_signal_reply(body, sizeof body, did, score, tier, st);
+    if (n < 0) {
+        reply_error(c, 500, "InternalError", "signal reply does not fit");
+        return;
+    }
+    count(c, 200, NULL);
+    httpd_reply(c->req, 200, "application/json", body, (size_t)n);
+}
+
 static void signal_finish(struct step_call *sc, const struct trust_store_reply *r) {
     struct call *c = &sc->c;
     const char *did = json_str_at(sc->in, "agent_did");
@@ -622,8 +665,7 @@ static void signal_finish(struct step_call *sc, const struct trust_store_reply *
                            "value", sc->sig.value, "weight", sc->sig.weight, "source",
                            json_str_at(sc->in, "source"), "reporter", sc->caller, "trust_score", score,
                            "tier", tier));
-        reply_json(c, 200, json_pack("{s:s, s:i, s:s, s:o?}", "agent_did", did, "trust_score", score, "tier",
-                                     tier, "dimensions", dims_json(st)));
+        reply_signal(c, did, score, tier, st);
     }
 }
 

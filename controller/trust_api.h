@@ -148,6 +148,15 @@ enum trust_api_body { TRUST_API_BODY_CHALLENGE, TRUST_API_BODY_VERIFY, TRUST_API
 json_t *trust_api_parse_body(enum trust_api_body which, const char *body, size_t len, char *err,
                              size_t errlen);
 
+/* The reply to an applied signal, {agent_did, dimensions, tier, trust_score},
+ * into out: byte for byte what json_compact makes of the same object (sorted
+ * keys, reals as jansson writes them), formatted in place because building
+ * and dumping jansson objects was a tenth of a signal's CPU besides its
+ * Ed25519 verify. did and tier need no escaping (a DID, a tier name). Its
+ * length, or -1 when out is too small. */
+int trust_api_signal_reply(char *out, size_t outlen, const char *did, int score, const char *tier,
+                           const struct trust_state *st);
+
 /* ---- handshake core (handshake.c): no HTTP, so it is tested directly ---------- */
 
 #define HANDSHAKE_ID_PREFIX "challenge_"

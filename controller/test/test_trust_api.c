@@ -1019,6 +1019,37 @@ START_TEST(async_store_signals) {
 }
 END_TEST
 
+/* The signal reply formatted in place is what json_compact makes of the
+ * same object, for dimensions at the edges of what doubles print as. */
+START_TEST(signal_reply_is_jansson_text) {
+    static const double edge[] = {0, 100, 50, 0.1, 1e-5, 1.5e-7, 99.999999999999986, 12345678901234567.0,
+                                  4.9406564584124654e-324, 2.2250738585072014e-308, 1e20, 33.333333333333336};
+    unsigned seed = 5;
+    char err[128], mine[512];
+    for (int i = 0; i < 2000; i++) {
+        struct trust_state st;
+        ck_assert_int_eq(trust_state_init(&st, 500, NULL, now_ms(), err, sizeof err), 0);
+        for (int d = 0; d < TRUST_DIM_COUNT; d++)
+            st.dims[d] = i < 200 ? edge[(size_t)(i + d) % (sizeof edge / sizeof *edge)]
+                                 : 100.0 * rand_r(&seed) / RAND_MAX / (double)(1ULL << (rand_r(&seed) % 40));
+        int score = i % 1001;
+        const char *tier = trust_tier_name(trust_tier_of(score));
+        json_t *dims = json_object();
+        for (int d = 0; d < TRUST_DIM_COUNT; d++)
+            json_object_set_new(dims, trust_dim_name((enum trust_dim)d), json_real(st.dims[d]));
+        json_t *o = json_pack("{s:s, s:i, s:s, s:o}", "agent_did", bob.did, "trust_score", score, "tier", tier,
+                              "dimensions", dims);
+        char *want = json_compact(o);
+        int n = trust_api_signal_reply(mine, sizeof mine, bob.did, score, tier, &st);
+        ck_assert_int_eq(n, (int)strlen(want));
+        ck_assert_str_eq(mine, want);
+        free(want);
+        json_decref(o);
+    }
+    ck_assert_int_eq(trust_api_signal_reply(mine, 40, bob.did, 1, "trusted", &(struct trust_state){0}), -1);
+}
+END_TEST
+
 /* The same request twice with one Authorization: 200 (or code1) first, then 401 "already used". */
 static void send_twice(const char *path, const char *body, long code1) {
     char auth[AUTH_HEADER_MAX];
@@ -1165,6 +1196,7 @@ int main(void) {
     tcase_add_test(tc, async_store_signals);
     tcase_add_test(tc, async_store_shutdown_ends_held);
     tcase_add_test(tc, async_store_handshakes);
+    tcase_add_test(tc, signal_reply_is_jansson_text);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
