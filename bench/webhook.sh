@@ -19,7 +19,11 @@
 # 100 is the controller's default, 0 the kernel's), all up at once; the
 # fixed-rate runs and their floors alternate between them for ROUNDS rounds
 # and the medians close the output, so the gain of short slices shows in
-# one run.
+# one run. With CONTROLLER=<agentmesh-controller binary> and KUBECONFIG of
+# a private cluster, one whole controller replica per slice is measured the
+# same way, in the same rounds (the script creates namespace team-a opted
+# in, AgentIdentity alpha and the operator namespace OPNS; the replicas
+# share its Lease, so one reconciles and both serve the webhook).
 # When agnhost is available (AGNHOST=path, or the kube-build.sh cache after
 # `hack/kube-build.sh --with-peers`), `agnhost webhook` (/mutating-pods-sidecar)
 # is measured the same way in the same run, side by side.
@@ -29,9 +33,12 @@
 #      THREADS (webhook event loops, default 2: the controller's
 #      --webhook-threads default, what a deployment runs; agnhost uses both
 #      cores too), PORT (19443; agnhost gets PORT+1, the webhooks PORT+2...),
-#      SLICES (default "100 0"), ROUNDS (default 1), SERVER (a bench_webhook_server binary to
-#      measure instead, e.g. an older build for a before/after; then nothing
-#      is built; it must know --sched-slice-us).
+#      SLICES (default "100 0"), ROUNDS (default 1), SERVER (a
+#      bench_webhook_server binary to measure instead, e.g. an older build
+#      for a before/after; then nothing is built; it must know
+#      --sched-slice-us), CONTROLLER and KUBECONFIG (above; the controllers
+#      listen on PORT+20..., metrics PORT+30...), OPNS (default
+#      agentmesh-bench-webhook).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
@@ -40,11 +47,19 @@ THREADS=${THREADS:-2}
 PORT=${PORT:-19443}
 SLICES=${SLICES:-100 0}
 ROUNDS=${ROUNDS:-1}
+CONTROLLER=${CONTROLLER:-}
+OPNS=${OPNS:-agentmesh-bench-webhook}
 AGNHOST=${AGNHOST:-$HOME/.cache/agentmesh/kube-1.20.2/bin/agnhost}
 WORK=$(mktemp -d)
 PIDS=()
+# The servers are started from $(...) subshells, so they are not our
+# children to wait for: poll until they are gone (a controller takes a few
+# seconds to stop) before their files go.
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -106,7 +121,7 @@ saturation() {
   out=$(PAUSE_MS=0 wrk -t1 -c8 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$url")
   ticks1=$(cpu_ticks "$pid")
   cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" '/ requests in /{printf "%.0f", t / hz * 1e6 / $1}' <<<"$out")
-  printf '%-22s saturation %10s req/s (p50 %s, p99 %s) | CPU %s us/req | non-200 %s\n' "$label" \
+  printf '%-26s saturation %10s req/s (p50 %s, p99 %s) | CPU %s us/req | non-200 %s\n' "$label" \
     "$(awk '/^Requests\/sec/{print $2}' <<<"$out")" "$(awk '$1=="50%"{print $2}' <<<"$out")" \
     "$(awk '$1=="99%"{print $2}' <<<"$out")" "$cpu" "$(awk '/^non200/{print $2}' <<<"$out")"
 }
@@ -142,38 +157,107 @@ median_range() {
     printf "%.2f ms (%.2f-%.2f)", m/1e3, v[1]/1e3, v[NR]/1e3}'
 }
 
-echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores," \
-  "slices (us, 0 = kernel's): $SLICES, $ROUNDS round(s) at the fixed rate"
+# start_controller <slice us> <webhook port> <metrics port>: an
+# agentmesh-controller replica on $KUBECONFIG with that --sched-slice-us;
+# prints its pid once its webhook injects from its informer cache. The
+# replicas share a Lease (one reconciles, all serve the webhook, as in a
+# deployment).
+start_controller() {
+  local log=$WORK/controller-$1.log pid
+  "$CONTROLLER" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --bind-address 127.0.0.1 --api-port 0 \
+    --metrics-port "$3" --webhook-port "$2" --webhook-cert-dir "$WORK/certs" --audit-spool-dir "$WORK/spool-$1" \
+    --webhook-threads "$THREADS" --sched-slice-us "$1" >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    if curl -sf --cacert "$WORK/certs/tls.crt" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" \
+      "https://127.0.0.1:$2/mutate-pods" 2>/dev/null | jq -e '.response.patch | length > 100' >/dev/null 2>&1; then
+      echo "$pid"; return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "webhook.sh: controller (slice $1) does not inject:" >&2; tail -n 20 "$log" >&2; kill "$pid" 2>/dev/null; return 1
+}
+
+# cluster_setup: what the controller's webhook needs to inject the review's
+# pod: the CRDs, namespace team-a opted in, AgentIdentity alpha (AWS with
+# injectToken: the largest patch), the operator namespace and a serving
+# certificate for 127.0.0.1.
+cluster_setup() {
+  local kc=(kubectl --kubeconfig "$KUBECONFIG" --request-timeout=20s)
+  "${kc[@]}" apply -f "$SRC/crds/" >/dev/null
+  "${kc[@]}" create namespace team-a --dry-run=client -o yaml | "${kc[@]}" apply -f - >/dev/null
+  "${kc[@]}" label --overwrite namespace team-a agentmesh.io/inject=enabled >/dev/null
+  "${kc[@]}" create namespace "$OPNS" --dry-run=client -o yaml | "${kc[@]}" apply -f - >/dev/null
+  "${kc[@]}" apply -f - >/dev/null <<EOF
+apiVersion: agentmesh.io/v1alpha1
+kind: AgentIdentity
+metadata: {name: alpha, namespace: team-a}
+spec:
+  sponsor: alice@example.com
+  serviceAccountName: alpha
+  cloud:
+    aws: {roleArn: "arn:aws:iam::123456789012:role/agent-alpha", stsRegionalEndpoints: true, injectToken: true}
+EOF
+  mkdir -p "$WORK/certs"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/certs/tls.key" -out "$WORK/certs/tls.crt" 2>/dev/null
+}
+
+# cpu_sample: "<busy> <steal> <total>" jiffies of all cores from /proc/stat.
+cpu_sample() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }
+
+# Targets: one bench server per slice, and with CONTROLLER one controller
+# replica per slice. Each has a label, a port and a pid.
 declare -A pid port label
+targets=()
+add_target() { targets+=("$1"); label[$1]=$2; port[$1]=$3; pid[$1]=$4; PIDS+=("$4"); }
+slice_name() { if [ "$1" = 0 ]; then echo "kernel slice"; else echo "slice ${1}us"; fi; }
 i=0
 for s in $SLICES; do
-  port[$s]=$((PORT + 2 + i)); i=$((i + 1))
-  pid[$s]=$(start_server "$s" "${port[$s]}")
-  PIDS+=("${pid[$s]}")
-  label[$s]="agentmesh slice ${s}us"
-  [ "$s" = 0 ] && label[$s]="agentmesh kernel slice"
+  p=$(start_server "$s" $((PORT + 2 + i)))
+  add_target "server-$s" "server $(slice_name "$s")" $((PORT + 2 + i)) "$p"
+  i=$((i + 1))
 done
-for s in $SLICES; do saturation "${label[$s]}" "https://127.0.0.1:${port[$s]}/mutate-pods" "${pid[$s]}"; done
-# The fixed-rate runs alternate between the servers, round after round, so a
+if [ -n "$CONTROLLER" ]; then
+  [ -n "${KUBECONFIG:-}" ] || { echo "webhook.sh: CONTROLLER needs KUBECONFIG (a private cluster)" >&2; exit 1; }
+  cluster_setup
+  i=0
+  for s in $SLICES; do
+    p=$(start_controller "$s" $((PORT + 20 + i)) $((PORT + 30 + i)))
+    add_target "controller-$s" "controller $(slice_name "$s")" $((PORT + 20 + i)) "$p"
+    i=$((i + 1))
+  done
+fi
+
+echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores," \
+  "slices (us, 0 = kernel's): $SLICES, $ROUNDS round(s) at the fixed rate"
+for t in "${targets[@]}"; do saturation "${label[$t]}" "https://127.0.0.1:${port[$t]}/mutate-pods" "${pid[$t]}"; done
+# The fixed-rate runs alternate between the targets, round after round, so a
 # neighbour's burst on the shared machine does not land on one side only.
 # Each webhook run is followed by the floor from the same listener: a 404 on
 # an unknown path (same TLS, HTTP and wrk, no webhook work), what the
-# machine gives any request at that moment.
+# machine gives any request at that moment. The cores' busy and steal time
+# (the hypervisor running someone else on our vCPUs) over the webhook run
+# say what that moment was like.
 declare -A p99s floors
 for _ in $(seq "$ROUNDS"); do
-  for s in $SLICES; do
-    read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:${port[$s]}/mutate-pods")
-    read -r frps fp50 fp99 _ < <(fixed "https://127.0.0.1:${port[$s]}/no-such-path")
-    printf '%-22s at %s req/s: p50 %s p99 %s (non-200 %s) | floor (404) at %s req/s: p50 %s p99 %s\n' \
-      "${label[$s]}" "$rps" "$p50" "$p99" "$bad" "$frps" "$fp50" "$fp99"
-    p99s[$s]+=" $(us "$p99")"
-    floors[$s]+=" $(us "$fp99")"
+  for t in "${targets[@]}"; do
+    read -r b0 st0 tot0 < <(cpu_sample)
+    read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:${port[$t]}/mutate-pods")
+    read -r b1 st1 tot1 < <(cpu_sample)
+    read -r frps fp50 fp99 _ < <(fixed "https://127.0.0.1:${port[$t]}/no-such-path")
+    printf '%-26s at %s req/s: p50 %s p99 %s (non-200 %s) | floor (404) at %s req/s: p50 %s p99 %s | cores busy %s%%, steal %s%%\n' \
+      "${label[$t]}" "$rps" "$p50" "$p99" "$bad" "$frps" "$fp50" "$fp99" \
+      $((100 * (b1 - b0) / (tot1 - tot0))) $((100 * (st1 - st0) / (tot1 - tot0)))
+    p99s[$t]+=" $(us "$p99")"
+    floors[$t]+=" $(us "$fp99")"
   done
 done
-for s in $SLICES; do
+for t in "${targets[@]}"; do
   # shellcheck disable=SC2086 # word splitting wanted: the list of runs
-  printf '%-22s p99 median %s | floor p99 median %s | peak RSS %s\n' "${label[$s]}" \
-    "$(median_range ${p99s[$s]})" "$(median_range ${floors[$s]})" "$(peak_rss "${pid[$s]}")"
+  printf '%-26s p99 median %s | floor p99 median %s | peak RSS %s\n' "${label[$t]}" \
+    "$(median_range ${p99s[$t]})" "$(median_range ${floors[$t]})" "$(peak_rss "${pid[$t]}")"
 done
 
 if [ -x "$AGNHOST" ]; then
@@ -186,8 +270,8 @@ if [ -x "$AGNHOST" ]; then
   for _ in $(seq 50); do curl -sk "https://127.0.0.1:$((PORT + 1))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   saturation agnhost "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar" "$agn_pid"
   read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar")
-  printf '%-22s at %s req/s: p50 %s p99 %s (non-200 %s) | peak RSS %s\n' agnhost "$rps" "$p50" "$p99" "$bad" \
+  printf '%-26s at %s req/s: p50 %s p99 %s (non-200 %s) | peak RSS %s\n' agnhost "$rps" "$p50" "$p99" "$bad" \
     "$(peak_rss "$agn_pid")"
 else
-  echo "agnhost                not built (hack/kube-build.sh --with-peers, or AGNHOST=path): skipped"
+  echo "agnhost                    not built (hack/kube-build.sh --with-peers, or AGNHOST=path): skipped"
 fi
