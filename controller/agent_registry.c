@@ -1,18 +1,111 @@
-/* agent_registry.c — DID-keyed agent records behind a mutex (agent_registry.h). */
+/* agent_registry.c — DID-keyed agent records behind a mutex (agent_registry.h).
+ *
+ * Records are stored packed (struct stored): struct agent_record reserves
+ * the longest namespace and name Kubernetes allows, ~400 bytes of buffers
+ * that a typical agent fills with 30; at 1,000 agents that was a third of
+ * a megabyte of the controller's heap. Readers still get full records. */
 #include "controller/agent_registry.h"
 
 #include "controller/strmap.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct agent_registry {
     pthread_mutex_t lock;
-    struct strmap *by_did;     /* did -> struct agent_record * */
+    struct strmap *by_did;     /* did -> struct stored * */
     struct strmap *by_name;    /* "ns/name" -> did (char *) */
 };
+
+#define FIXED_LEN offsetof(struct agent_record, ns)
+#define NSTRINGS 5
+
+/* A record as stored: its first FIXED_LEN bytes, then its strings in
+ * string_fields order, each ending in a NUL. Holds a reference to the
+ * record's capabilities. */
+struct stored {
+    size_t len;
+    unsigned char bytes[];
+};
+
+/* The record's string fields in stored order (ns and name first: the sort
+ * and the by_name key read them from a stored record), with their sizes. */
+static void string_fields(struct agent_record *rec, char *f[NSTRINGS], size_t size[NSTRINGS]) {
+    f[0] = rec->ns, size[0] = sizeof rec->ns;
+    f[1] = rec->name, size[1] = sizeof rec->name;
+    f[2] = rec->did, size[2] = sizeof rec->did;
+    f[3] = rec->key_id, size[3] = sizeof rec->key_id;
+    f[4] = rec->phase, size[4] = sizeof rec->phase;
+}
+
+static struct stored *stored_new(const struct agent_record *rec) {
+    struct agent_record tmp = *rec;   /* string_fields wants a writable record */
+    char *f[NSTRINGS];
+    size_t size[NSTRINGS], len[NSTRINGS], total = FIXED_LEN;
+    string_fields(&tmp, f, size);
+    for (int i = 0; i < NSTRINGS; i++) {
+        len[i] = strnlen(f[i], size[i] - 1);
+        total += len[i] + 1;
+    }
+    struct stored *s = malloc(sizeof *s + total);
+    if (!s) return NULL;
+    s->len = total;
+    memcpy(s->bytes, rec, FIXED_LEN);
+    unsigned char *p = s->bytes + FIXED_LEN;
+    for (int i = 0; i < NSTRINGS; i++) {
+        memcpy(p, f[i], len[i]);
+        p[len[i]] = '\0';
+        p += len[i] + 1;
+    }
+    json_incref(rec->capabilities);
+    return s;
+}
+
+static json_t *stored_capabilities(const struct stored *s) {
+    json_t *caps;
+    memcpy(&caps, s->bytes + offsetof(struct agent_record, capabilities), sizeof caps);
+    return caps;
+}
+
+static struct stored *stored_dup(const struct stored *s) {
+    struct stored *d = malloc(sizeof *d + s->len);
+    if (!d) return NULL;
+    memcpy(d, s, sizeof *d + s->len);
+    json_incref(stored_capabilities(d));
+    return d;
+}
+
+static void stored_free(void *p) {
+    struct stored *s = p;
+    if (!s) return;
+    json_decref(stored_capabilities(s));
+    free(s);
+}
+
+static const char *stored_ns(const struct stored *s) { return (const char *)s->bytes + FIXED_LEN; }
+
+static const char *stored_name(const struct stored *s) {
+    const char *ns = stored_ns(s);
+    return ns + strlen(ns) + 1;
+}
+
+/* The full record, with its own reference to the capabilities. */
+static void stored_load(const struct stored *s, struct agent_record *out) {
+    memcpy(out, s->bytes, FIXED_LEN);
+    char *f[NSTRINGS];
+    size_t size[NSTRINGS];
+    string_fields(out, f, size);
+    const char *p = stored_ns(s);
+    for (int i = 0; i < NSTRINGS; i++) {
+        size_t n = strlen(p);
+        memcpy(f[i], p, n + 1);   /* n < size[i]: stored_new cut it to fit */
+        p += n + 1;
+    }
+    json_incref(out->capabilities);
+}
 
 struct agent_registry *agent_registry_new(void) {
     struct agent_registry *r = calloc(1, sizeof *r);
@@ -27,16 +120,9 @@ struct agent_registry *agent_registry_new(void) {
     return r;
 }
 
-static void record_free(void *p) {
-    struct agent_record *rec = p;
-    if (!rec) return;
-    agent_record_clear(rec);
-    free(rec);
-}
-
 void agent_registry_free(struct agent_registry *r) {
     if (!r) return;
-    if (r->by_did) strmap_free(r->by_did, record_free);
+    if (r->by_did) strmap_free(r->by_did, stored_free);
     if (r->by_name) strmap_free(r->by_name, free);
     pthread_mutex_destroy(&r->lock);
     free(r);
@@ -47,11 +133,6 @@ void agent_record_clear(struct agent_record *rec) {
     rec->capabilities = NULL;
 }
 
-static void copy_record(struct agent_record *dst, const struct agent_record *src) {
-    *dst = *src;
-    json_incref(dst->capabilities);
-}
-
 static int name_key(const char *ns, const char *name, char *buf, size_t buflen) {
     int n = snprintf(buf, buflen, "%s/%s", ns, name);
     return n < 0 || (size_t)n >= buflen ? -1 : 0;
@@ -60,23 +141,22 @@ static int name_key(const char *ns, const char *name, char *buf, size_t buflen) 
 int agent_registry_put(struct agent_registry *r, const struct agent_record *rec) {
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
     if (name_key(rec->ns, rec->name, key, sizeof key) != 0) return -1;
-    struct agent_record *copy = malloc(sizeof *copy);
+    struct stored *copy = stored_new(rec);
     char *did = strdup(rec->did);
     if (!copy || !did) {
-        free(copy);
+        stored_free(copy);
         free(did);
         return -1;
     }
-    copy_record(copy, rec);
     pthread_mutex_lock(&r->lock);
     void *old = NULL, *old_did = NULL;
     /* A re-keyed agent (new DID after its Secret was lost) drops its old DID. */
     char *prev_did = strmap_get(r->by_name, key);
-    if (prev_did && strcmp(prev_did, rec->did) != 0) record_free(strmap_remove(r->by_did, prev_did));
+    if (prev_did && strcmp(prev_did, rec->did) != 0) stored_free(strmap_remove(r->by_did, prev_did));
     int rc = strmap_put(r->by_did, rec->did, copy, &old);
     if (rc == 0) rc = strmap_put(r->by_name, key, did, &old_did);
     pthread_mutex_unlock(&r->lock);
-    record_free(old);
+    stored_free(old);
     free(old_did);
     if (rc != 0) {
         free(did);
@@ -87,8 +167,8 @@ int agent_registry_put(struct agent_registry *r, const struct agent_record *rec)
 
 int agent_registry_get(struct agent_registry *r, const char *did, struct agent_record *out) {
     pthread_mutex_lock(&r->lock);
-    struct agent_record *rec = strmap_get(r->by_did, did);
-    if (rec) copy_record(out, rec);
+    struct stored *rec = strmap_get(r->by_did, did);
+    if (rec) stored_load(rec, out);
     pthread_mutex_unlock(&r->lock);
     return rec ? 0 : -1;
 }
@@ -106,18 +186,18 @@ int agent_registry_did_of(struct agent_registry *r, const char *ns, const char *
 
 int agent_registry_remove(struct agent_registry *r, const char *did) {
     pthread_mutex_lock(&r->lock);
-    struct agent_record *rec = strmap_remove(r->by_did, did);
+    struct stored *rec = strmap_remove(r->by_did, did);
     if (rec) {
         char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
-        if (name_key(rec->ns, rec->name, key, sizeof key) == 0) free(strmap_remove(r->by_name, key));
+        if (name_key(stored_ns(rec), stored_name(rec), key, sizeof key) == 0) free(strmap_remove(r->by_name, key));
     }
     pthread_mutex_unlock(&r->lock);
-    record_free(rec);
+    stored_free(rec);
     return rec ? 0 : -1;
 }
 
 struct snapshot {
-    struct agent_record *recs;
+    struct stored **recs;
     size_t n, cap;
 };
 
@@ -125,14 +205,15 @@ static int collect(const char *key, void *val, void *arg) {
     (void)key;
     struct snapshot *s = arg;
     if (s->n == s->cap) return 1;
-    copy_record(&s->recs[s->n++], val);
+    struct stored *copy = stored_dup(val);
+    if (copy) s->recs[s->n++] = copy;   /* out of memory: the listing misses it */
     return 0;
 }
 
 static int by_namespace_name(const void *a, const void *b) {
-    const struct agent_record *x = a, *y = b;
-    int c = strcmp(x->ns, y->ns);
-    return c ? c : strcmp(x->name, y->name);
+    const struct stored *x = *(struct stored *const *)a, *y = *(struct stored *const *)b;
+    int c = strcmp(stored_ns(x), stored_ns(y));
+    return c ? c : strcmp(stored_name(x), stored_name(y));
 }
 
 void agent_registry_foreach(struct agent_registry *r,
@@ -145,8 +226,11 @@ void agent_registry_foreach(struct agent_registry *r,
     pthread_mutex_unlock(&r->lock);
     qsort(s.recs, s.n, sizeof *s.recs, by_namespace_name);
     for (size_t i = 0; i < s.n; i++) {
-        fn(&s.recs[i], arg);
-        agent_record_clear(&s.recs[i]);
+        struct agent_record rec;
+        stored_load(s.recs[i], &rec);
+        fn(&rec, arg);
+        agent_record_clear(&rec);
+        stored_free(s.recs[i]);
     }
     free(s.recs);
 }

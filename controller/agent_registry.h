@@ -20,20 +20,24 @@
 /* Verifiers accept the previous key for this long after a rotation (DESIGN §3). */
 #define AGENT_KEY_GRACE_MS 60000
 
+/* The registry stores a record as its fixed part (every field before `ns`,
+ * copied as is) and the strings from `ns` on at their real length: new
+ * fixed-size fields go before `ns`, new strings get a line in
+ * agent_registry.c's string_fields. */
 struct agent_record {
-    char ns[AGENT_NS_MAX];
-    char name[AGENT_NAME_MAX];
-    char did[ID_DID_BUFSZ];
-    char key_id[ID_KEYID_BUFSZ];
     unsigned char pub[ID_PUB_LEN];
     int has_prev;                     /* previous key still in its grace period */
     unsigned char prev_pub[ID_PUB_LEN];
     int64_t prev_valid_until_ms;
-    char phase[AGENT_PHASE_MAX];      /* Active, Quarantined, Revoked, ... */
     int initial_score;
     struct trust_params params;       /* effective scoring of its TrustPolicies */
     int min_trust_score;              /* effective handshake bar for its peers */
     json_t *capabilities;             /* array of strings; shared, read-only */
+    char ns[AGENT_NS_MAX];
+    char name[AGENT_NAME_MAX];
+    char did[ID_DID_BUFSZ];
+    char key_id[ID_KEYID_BUFSZ];
+    char phase[AGENT_PHASE_MAX];      /* Active, Quarantined, Revoked, ... */
 };
 
 struct agent_registry;
