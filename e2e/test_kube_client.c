@@ -7,6 +7,7 @@
  * another field manager, JSON and merge patches, 4 threads sharing one
  * client, and a watch stream seeing ADDED. Objects live in a namespace of
  * their own, deleted at the end. */
+#include "common/test/check_run.h"
 #include "controller/kube_client.h"
 
 #include <check.h>
@@ -531,10 +532,7 @@ int main(void) {
     tcase_add_test(tc, threads_share_one_client);
     tcase_add_test(tc, watch_sees_added);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_FORK_GETENV);
     tear_down_cluster();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/redis_conn.h"
 #include "controller/trust_engine.h"
 #include "controller/trust_store.h"
@@ -405,10 +406,5 @@ int main(void) {
     tcase_add_unchecked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, ten_thousand_signals_over_two_replicas);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);   /* teardown must run even when an assertion fails */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_NOFORK); /* teardown must run even when an assertion fails */
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/informer.h"
 #include "controller/kube_client.h"
 
@@ -451,10 +452,7 @@ int main(void)
     tcase_add_test(tc, watch_from_compacted_rv_relists);
     tcase_add_test(tc, watch_survives_apiserver_restart);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_FORK_GETENV);
     tear_down();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

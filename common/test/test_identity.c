@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/identity.h"
+#include "common/test/check_run.h"
 
 /* Independent computation of prefix + hex(sha256(pk)[:n]) with OpenSSL. */
 static void openssl_name(const char *prefix, const unsigned char *pk, size_t n, char *out) {
@@ -345,9 +346,5 @@ int main(void) {
     tcase_add_test(tc, dir_rejects_bad_files);
     tcase_add_test(tc, secret_data_round_trip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

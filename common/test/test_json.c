@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 
 START_TEST(parse_error_text_is_printable_ascii)
 {
@@ -50,9 +51,5 @@ int main(void)
     tcase_add_test(tc, parse_refuses_duplicate_keys_and_names_them);
     tcase_add_test(tc, dotted_paths);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -1,5 +1,6 @@
 /* test_metrics.c — the Prometheus registry: exposition text, labels, histograms. */
 #include "common/metrics.h"
+#include "common/test/check_run.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -107,9 +108,5 @@ int main(void) {
     tcase_add_test(tc, histogram_buckets);
     tcase_add_test(tc, many_series_grow_table);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/test/check_run.h"
 #include "controller/agent_registry.h"
 
 static void fill(struct agent_record *rec, const char *ns, const char *name, const char *did, int seed)
@@ -150,9 +151,5 @@ int main(void)
     tcase_add_test(tc, rekeyed_agent_replaces_its_old_did_and_removal_frees_the_name);
     tcase_add_test(tc, listing_is_sorted_by_namespace_and_name);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -1,5 +1,6 @@
 /* test_agent_render.c — the exact children of DESIGN §3, and the helpers the
  * reconciler uses to decide whether to write (json_subset, conditions_set). */
+#include "common/test/check_run.h"
 #include "controller/agent_render.h"
 
 #include "common/json.h"
@@ -184,9 +185,5 @@ int main(void) {
     tcase_add_test(tc, time_round_trip);
     tcase_add_test(tc, names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

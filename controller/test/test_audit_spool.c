@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/test/check_run.h"
 #include "controller/audit_spool.h"
 
 static char dir[64];
@@ -281,9 +282,5 @@ int main(void)
     tcase_add_test(tc, background_drainer);
     tcase_add_test(tc, bad_directory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/test/check_run.h"
 #include "controller/cache_codec.h"
 
 static json_t *agent(int i)
@@ -94,9 +95,5 @@ int main(void)
     tcase_add_test(tc, equal_objects_encode_alike_and_similar_ones_shrink);
     tcase_add_test(tc, bad_bytes_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/cloudevents.h"
 
 START_TEST(structured_mode_json)
@@ -220,9 +221,5 @@ int main(void)
     tcase_add_test(tc, status_mapping);
     tcase_add_test(tc, down_and_hung_sinks_fail_in_time);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/escape_scanner.h"
 #include "webhook/inject.h"
 
@@ -196,9 +197,5 @@ int main(void)
     tcase_add_test(tc, reason_optional);
     tcase_add_test(tc, start_rejects_missing_parts);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(s, CK_FORK_GETENV);
 }

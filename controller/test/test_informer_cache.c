@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/informer.h"
 #include "controller/kube_watch.h"
 
@@ -549,9 +550,5 @@ int main(void)
     tcase_add_test(tc, decode_errors_name_the_problem);
     tcase_add_test(tc, watch_path_and_backoff);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -1,5 +1,6 @@
 /* test_kube_config.c — kubeconfig parsing (good and malformed fixtures in
  * test/data/kubeconfig-*), in-cluster configuration and the resolve order. */
+#include "common/test/check_run.h"
 #include "controller/kube_client.h"
 
 #include <check.h>
@@ -236,9 +237,5 @@ int main(void) {
     tcase_add_test(tc, in_cluster);
     tcase_add_test(tc, resolve_order);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

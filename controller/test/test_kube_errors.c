@@ -6,6 +6,7 @@
  * The same server also listens with TLS and demands a client certificate, to
  * check CA / client certificate handling as files and as in-memory PEM. */
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/kube_client.h"
 #include "controller/kube_internal.h"
 
@@ -628,10 +629,7 @@ int main(void) {
     tcase_add_test(tc, tls_files);
     tcase_add_test(tc, tls_rejects_unknown_server);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_FORK_GETENV);
     remove_pki();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

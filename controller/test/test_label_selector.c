@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/label_selector.h"
 
 static json_t *J(const char *text)
@@ -140,9 +141,5 @@ int main(void)
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, merge_is_and_and_json_round_trip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

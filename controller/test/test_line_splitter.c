@@ -1,5 +1,6 @@
 /* test_line_splitter.c — watch-stream framing: lines split across chunks,
  * many lines per chunk, a multi-megabyte object line, and the max_line cap. */
+#include "common/test/check_run.h"
 #include "controller/line_splitter.h"
 
 #include <check.h>
@@ -150,9 +151,5 @@ int main(void) {
     tcase_add_test(tc, line_over_max_is_an_error);
     tcase_add_test(tc, callback_stops_the_stream);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(su, CK_FORK_GETENV);
 }

@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/test/check_run.h"
 #include "controller/audit_spool.h"
 
 #define SMALL 1000                 /* bytes of each event that fits */
@@ -235,9 +236,5 @@ int main(void)
     tcase_add_test(tc, disk_full_refuses_loudly_and_keeps_what_was_spooled);
     tcase_add_test(tc, filling_up_event_by_event);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/trust_policy.h"
 
 static json_t *J(const char *text)
@@ -373,9 +374,5 @@ int main(void)
     tcase_add_test(tc, required_capabilities);
     tcase_add_test(tc, enforcement);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

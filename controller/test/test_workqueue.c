@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/test/check_run.h"
 #include "controller/workqueue.h"
 
 static double mono(void)
@@ -331,9 +332,5 @@ int main(void)
     tcase_add_test(tc, shutdown_wakes_blocked_getters);
     tcase_add_test(tc, drain_hands_out_queued_keys);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }
