@@ -2,6 +2,7 @@
  * Real sockets on 127.0.0.1 and libcurl as the client. */
 #include "common/httpd.h"
 #include "common/sched_slice.h"
+#include "common/test/check_run.h"
 #include "common/tls.h"
 
 #include <check.h>
@@ -229,10 +230,7 @@ int main(void) {
     tcase_add_test(tc, stop_right_after_start);
     tcase_add_test(tc, loops_take_the_slice);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_FORK_GETENV);
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

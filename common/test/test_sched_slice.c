@@ -1,9 +1,11 @@
 /* test_sched_slice.c — the per-thread scheduler slice: refused values, the
  * value the kernel reads back, inheritance by new threads, nice kept.
- * Check forks each test, so the slices and nice values set here end with it.
+ * Each test runs in its own process (unless CK_FORK=no), so the slices and
+ * nice values set here end with it.
  * Kernels before 6.12 report no slice (0): the read-back checks are skipped
  * there, the refusals are not. */
 #include "common/sched_slice.h"
+#include "common/test/check_run.h"
 
 #include <check.h>
 #include <errno.h>
@@ -88,9 +90,5 @@ int main(void) {
     tcase_add_test(tc, new_threads_inherit);
     tcase_add_test(tc, nice_is_kept);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(s, CK_FORK_GETENV);
 }
