@@ -19,6 +19,7 @@
 
 #include "common/auth.h"
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/redis_conn.h"
 #include "controller/trust_api.h"
 
@@ -299,10 +300,7 @@ int main(void) {
     tcase_add_test(tc, replay_refused_by_the_other_replica);
     tcase_add_test(tc, signal_through_one_replica_read_through_the_other);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_FORK_GETENV);
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

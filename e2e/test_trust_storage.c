@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "controller/audit_log.h"
 #include "controller/audit_spool.h"
 #include "controller/redis_conn.h"
@@ -1086,9 +1087,5 @@ int main(void)
     tcase_add_test(p, audit_tampered_order_or_hash_detected);
     tcase_add_test(p, postgres_down_spools_then_drains_exactly_once);
     suite_add_tcase(s, p);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -9,6 +9,7 @@
 
 #include "common/auth.h"
 #include "common/replay_cache.h"
+#include "common/test/check_run.h"
 
 #define NOW ((time_t)1700000000)   /* 2023-11-14T22:13:20Z */
 
@@ -427,9 +428,5 @@ int main(void) {
     tcase_add_test(tc, replay_thread_safe);
     tcase_add_test(tc, replayed_request_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -8,6 +8,7 @@
 
 #include "common/identity.h"
 #include "common/request_body.h"
+#include "common/test/check_run.h"
 
 #define DID "did:mesh:00112233445566778899aabbccddeeff"
 
@@ -306,9 +307,5 @@ int main(void) {
     tcase_add_test(tc, accepted_bodies);
     tcase_add_test(tc, small_error_buffer_truncates);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

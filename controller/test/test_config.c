@@ -1,4 +1,5 @@
 /* test_config.c — flags, AGENTMESH_* environment and --config YAML, with precedence and errors. */
+#include "common/test/check_run.h"
 #include "controller/config.h"
 
 #include <check.h>
@@ -157,10 +158,5 @@ int main(void) {
     tcase_add_test(tc, file_errors);
     tcase_add_test(tc, help_returns_one);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_NOFORK);
 }

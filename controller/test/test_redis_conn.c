@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/test/check_run.h"
 #include "controller/redis_conn.h"
 #include "controller/trust_store.h"
 
@@ -365,9 +366,5 @@ int main(void)
     tcase_add_test(tc, async_reconnects_after_close);
     tcase_add_test(tc, async_free_ends_pending);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -18,6 +18,7 @@
 #include "common/auth.h"
 #include "common/json.h"
 #include "common/metrics.h"
+#include "common/test/check_run.h"
 #include "controller/trust_api.h"
 #include "e2e/signed_client.h"
 
@@ -1198,10 +1199,7 @@ int main(void) {
     tcase_add_test(tc, async_store_handshakes);
     tcase_add_test(tc, signal_reply_is_jansson_text);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_FORK_GETENV);
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

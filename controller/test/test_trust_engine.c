@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/test/check_run.h"
 #include "controller/trust_engine.h"
 
 #define HOUR 3600000LL
@@ -284,9 +285,5 @@ int main(void)
     tcase_add_test(tc, weights_override);
     tcase_add_test(tc, params_validation);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/test/check_run.h"
 #include "controller/trust_store.h"
 
 #define T0 1700000000000LL
@@ -243,9 +244,5 @@ int main(void)
     tcase_add_test(tc, concurrent_signals_equal_sequential);
     tcase_add_test(tc, many_keys_grow_the_table);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -11,6 +11,7 @@
 
 #include "common/auth.h"
 #include "common/json.h"
+#include "common/test/check_run.h"
 #include "sidecar/config.h"
 #include "sidecar/keystore.h"
 #include "sidecar/routes.h"
@@ -433,9 +434,5 @@ int main(void) {
     tcase_add_test(tc, config_errors);
     tcase_add_test(tc, controller_urls);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -25,6 +25,7 @@
 #include "common/httpd.h"
 #include "common/json.h"
 #include "common/replay_cache.h"
+#include "common/test/check_run.h"
 #include "common/tls.h"
 #include "sidecar/server.h"
 
@@ -571,9 +572,5 @@ int main(void) {
     tcase_add_test(tc, closed_kept_alive_connection_retried_once);
     tcase_add_test(tc, calls_in_flight_bounded);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

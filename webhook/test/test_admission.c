@@ -1,4 +1,5 @@
 /* test_admission.c — AdmissionReview decoding and reply encoding. */
+#include "common/test/check_run.h"
 #include "webhook/admission.h"
 
 #include "common/json.h"
@@ -178,9 +179,5 @@ int main(void) {
     tcase_add_test(tc, encode_patch);
     tcase_add_test(tc, encode_deny);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

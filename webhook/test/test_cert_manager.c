@@ -7,6 +7,7 @@
  * Secret-volume `..data` symlink swap, a broken pair keeping the old one,
  * a directory that is empty at start, the expiry gauge and bad options.
  * Self-managed mode needs an API server: e2e/test_webhook_certs.c. */
+#include "common/test/check_run.h"
 #include "webhook/cert_manager.h"
 
 #include <arpa/inet.h>
@@ -313,9 +314,5 @@ int main(void) {
     tcase_add_test(tc, expired_certificate_is_not_ready);
     tcase_add_test(tc, bad_options_are_named);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(s, CK_FORK_GETENV);
 }

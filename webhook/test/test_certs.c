@@ -1,4 +1,5 @@
 /* test_certs.c — CA + serving certificate generation, expiry and renewal. */
+#include "common/test/check_run.h"
 #include "webhook/certs.h"
 
 #include <check.h>
@@ -118,9 +119,5 @@ int main(void) {
     tcase_add_test(tc, renewal);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -9,6 +9,7 @@
  * well-formed pod (unique names, identity Secret only in the sidecar), and a
  * second run over the patched pod must produce an empty patch (reinvocation).
  * UPDATE_GOLDEN=1 rewrites the .patch.json files (review the diff!). */
+#include "common/test/check_run.h"
 #include "webhook/inject.h"
 
 #include "common/json.h"
@@ -297,9 +298,5 @@ int main(void) {
     tcase_add_test(tc, record_annotation);
     tcase_add_test(tc, warning_cuts_at_character);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

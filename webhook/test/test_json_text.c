@@ -1,4 +1,5 @@
 /* test_json_text.c — the webhook's JSON writer matches json_dumps(JSON_COMPACT). */
+#include "common/test/check_run.h"
 #include "webhook/json_text.h"
 
 #include <check.h>
@@ -67,9 +68,5 @@ int main(void) {
     tcase_add_test(tc, same_text_as_jansson);
     tcase_add_test(tc, raw_and_empty);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(s, CK_FORK_GETENV);
 }

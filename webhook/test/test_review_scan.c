@@ -5,6 +5,7 @@
  * test_inject.c — the same injection patch and warnings from the pruned pod
  * as from the whole one. It must also really prune (else it is no faster),
  * and hand unusual input over to the full decoder. */
+#include "common/test/check_run.h"
 #include "webhook/review_scan.h"
 
 #include "common/json.h"
@@ -232,9 +233,5 @@ int main(void) {
     tcase_add_test(tc, unusual_input_falls_back);
     tcase_add_test(tc, malformed_same_error);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(s, CK_FORK_GETENV);
 }

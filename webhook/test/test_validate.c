@@ -3,6 +3,7 @@
  * Each case starts from a valid object, changes one field (a JSON merge of
  * `change` into it, null deleting a member) and expects either acceptance or
  * a denial whose message contains the expected text, field path first. */
+#include "common/test/check_run.h"
 #include "webhook/validate.h"
 
 #include "common/json.h"
@@ -206,9 +207,5 @@ int main(void) {
     tcase_add_test(tc, dispatch);
     tcase_add_test(tc, trust_policy_cases);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s, CK_FORK_GETENV);
 }

@@ -3,6 +3,7 @@
  * Starts an httpd with TLS (certificates from certs.c, client verifying
  * against the generated CA and 127.0.0.1 SAN), registers the webhooks with
  * in-memory lookups, and posts AdmissionReviews with libcurl. */
+#include "common/test/check_run.h"
 #include "webhook/webhook_server.h"
 
 #include "common/json.h"
@@ -249,11 +250,7 @@ int main(void) {
     tcase_add_test(tc, malformed_is_400);
     tcase_add_test(tc, validate_denies_with_field);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = check_run(s, CK_NOFORK);
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }
