@@ -31,7 +31,7 @@ static const struct option_def options[] = {
     {"webhook-port", OPT_INT, O(webhook_port), "9443", "admission webhook port (HTTPS)"},
     {"api-threads", OPT_INT, O(api_threads), "2", "event loops serving the trust API"},
     {"webhook-threads", OPT_INT, O(webhook_threads), "2", "event loops serving the webhooks"},
-    {"sched-slice-us", OPT_INT, O(sched_slice_us), "100", "scheduler slice in us of the webhook threads (100..100000; Linux >= 6.12 honours it): a woken listener preempts a busy neighbour sooner; 0 = kernel default"},
+    {"sched-slice-us", OPT_INT, O(sched_slice_us), "100", "scheduler slice in us of the webhook and trust API listener threads (100..100000; Linux >= 6.12 honours it): a woken listener preempts a busy neighbour sooner; 0 = kernel default"},
     {"api-tls", OPT_BOOL, O(api_tls), "false", "serve the trust API over TLS with the webhook certificate"},
     {"api-rate-limit", OPT_INT, O(api_rate_limit), "0", "trust API requests per second per replica, over it 429; 0 = unlimited"},
     {"webhook-cert-dir", OPT_STR, O(webhook_cert_dir), NULL, "directory with tls.crt/tls.key (reloaded on change); unset = self-managed certificates"},

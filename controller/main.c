@@ -218,6 +218,7 @@ static int start_servers(struct servers *s, const struct config *cfg, struct kub
     struct trust_api_options to = {.address = cfg->bind_address, .port = cfg->api_port,
                                    .threads = cfg->api_threads, .registry = registry, .store = store,
                                    .max_requests_per_second = cfg->api_rate_limit,
+                                   .sched_slice_us = cfg->sched_slice_us,
                                    .audit = audit_pipeline_emit, .audit_arg = s->audit,
                                    .audit_verify = audit_pipeline_verify, .audit_verify_arg = s->audit};
     if (cfg->api_tls) {

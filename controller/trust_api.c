@@ -794,7 +794,8 @@ struct trust_api *trust_api_new(const struct trust_api_options *o, char *err, si
     if (!api->o.challenge_ttl_ms) api->o.challenge_ttl_ms = TRUST_API_CHALLENGE_TTL_MS;
     struct httpd_options ho = {.name = "api", .address = api->o.address, .port = o->port,
                                .threads = o->threads, .max_body = api->o.max_body, .tls = o->tls != NULL,
-                               .max_requests_per_second = o->max_requests_per_second};
+                               .max_requests_per_second = o->max_requests_per_second,
+                               .sched_slice_us = o->sched_slice_us};
     api->http = httpd_new(&ho);
     if (!api->http || declare_metrics(api) != 0 || add_routes(api) != 0 ||
         (o->tls && httpd_set_tls(api->http, o->tls) != 0)) {

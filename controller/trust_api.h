@@ -117,6 +117,7 @@ struct trust_api_options {
     struct trust_store *store;       /* required; outlives the API */
     size_t max_body;                 /* 0 = TRUST_API_MAX_BODY; larger bodies get 413 */
     int max_requests_per_second;     /* 0 = unlimited; over → 429 */
+    int sched_slice_us;              /* the loops' scheduler slice (common/sched_slice.h); 0 = kernel's */
     int64_t challenge_ttl_ms;        /* 0 = TRUST_API_CHALLENGE_TTL_MS (tests shorten it) */
     trust_api_audit_fn audit;        /* NULL = no audit events */
     void *audit_arg;

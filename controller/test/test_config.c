@@ -33,6 +33,7 @@ START_TEST(defaults) {
     ck_assert_str_eq(cfg.leader_election_id, "agentmesh-controller");
     ck_assert_ptr_null(cfg.redis_url);
     ck_assert(cfg.status_min_interval == 10);
+    ck_assert_int_eq(cfg.sched_slice_us, 100);
     config_free(&cfg);
 }
 END_TEST
@@ -96,6 +97,16 @@ START_TEST(errors_name_the_problem) {
     const char *port[] = {"x", "--metrics-port", "70000"};
     ck_assert_int_eq(load(&cfg, 3, port), -1);
     ck_assert_ptr_nonnull(strstr(err, "ports must be within 0..65535"));
+    config_free(&cfg);
+
+    /* a slice the kernel would refuse is refused here, by name; 0 (kernel default) is fine */
+    const char *slice[] = {"x", "--sched-slice-us", "50"};
+    ck_assert_int_eq(load(&cfg, 3, slice), -1);
+    ck_assert_ptr_nonnull(strstr(err, "sched-slice-us: 50"));
+    config_free(&cfg);
+    const char *no_slice[] = {"x", "--sched-slice-us", "0"};
+    ck_assert_int_eq(load(&cfg, 3, no_slice), 0);
+    ck_assert_int_eq(cfg.sched_slice_us, 0);
     config_free(&cfg);
 }
 END_TEST
