@@ -32,6 +32,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "controller/redis_conn.h"
+#include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
 #include "e2e/signed_client.h"
 
@@ -294,21 +295,6 @@ static void bench_handshakes(const char *label, size_t total, int conns, double 
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static void put_agent(struct agent_registry *reg, const struct identity *id, const char *name) {
-    struct agent_record rec;
-    memset(&rec, 0, sizeof rec);
-    snprintf(rec.ns, sizeof rec.ns, "bench");
-    snprintf(rec.name, sizeof rec.name, "%s", name);
-    snprintf(rec.did, sizeof rec.did, "%s", id->did);
-    snprintf(rec.key_id, sizeof rec.key_id, "%s", id->key_id);
-    memcpy(rec.pub, id->pk, ID_PUB_LEN);
-    snprintf(rec.phase, sizeof rec.phase, "Active");
-    rec.initial_score = 600;
-    trust_params_default(&rec.params);
-    rec.capabilities = json_array();
-    if (agent_registry_put(reg, &rec) != 0) die("registry");
-    agent_record_clear(&rec);
-}
 
 int main(int argc, char **argv) {
     const char *backend = "memory", *redis_url = getenv("AGENTMESH_TEST_REDIS_URL"), *redis_ca = NULL;
@@ -344,8 +330,9 @@ int main(int argc, char **argv) {
         die("--backend is memory or redis");
     }
     if (!reg || !store) die("out of memory");
-    put_agent(reg, &alice, "alice");
-    put_agent(reg, &bob, "bob");
+    if (fixture_put_agent(reg, &alice, "bench", "alice", "Active", 600, 0, "[]") != 0 ||
+        fixture_put_agent(reg, &bob, "bench", "bob", "Active", 600, 0, "[]") != 0)
+        die("registry");
     struct trust_api_options o = {.address = "127.0.0.1", .threads = threads, .registry = reg, .store = store};
     struct trust_api *api = trust_api_new(&o, err, sizeof err);
     pin(server_cpu);   /* the API's loop threads inherit it */

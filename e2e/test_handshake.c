@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/test/check_run.h"
 #include "controller/redis_conn.h"
+#include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
 
 static const char *redis_url;
@@ -59,23 +60,6 @@ static void load_cluster_env(void) {
     fclose(f);
 }
 
-static void put_agent(const struct identity *id, const char *name, const char *caps) {
-    struct agent_record rec;
-    memset(&rec, 0, sizeof rec);
-    snprintf(rec.ns, sizeof rec.ns, "e2e-handshake");
-    snprintf(rec.name, sizeof rec.name, "%s", name);
-    snprintf(rec.did, sizeof rec.did, "%s", id->did);
-    snprintf(rec.key_id, sizeof rec.key_id, "%s", id->key_id);
-    memcpy(rec.pub, id->pk, ID_PUB_LEN);
-    snprintf(rec.phase, sizeof rec.phase, "Active");
-    rec.initial_score = 500;
-    trust_params_default(&rec.params);
-    json_error_t je;
-    rec.capabilities = json_loads(caps, 0, &je);
-    ck_assert_ptr_nonnull(rec.capabilities);
-    ck_assert_int_eq(agent_registry_put(reg, &rec), 0);
-    agent_record_clear(&rec);
-}
 
 static void setup(void) {
     char err[512];
@@ -85,8 +69,8 @@ static void setup(void) {
     struct redis_options ro = {.url = redis_url};
     store = trust_store_redis_new(&ro, err, sizeof err);
     ck_assert_msg(store != NULL, "redis store at %s: %s", redis_url, err);
-    put_agent(&alice, "alice", "[\"read:data\"]");
-    put_agent(&bob, "bob", "[\"read:data\", \"write:reports\"]");
+    ck_assert_int_eq(fixture_put_agent(reg, &alice, "e2e-handshake", "alice", "Active", 500, 0, "[\"read:data\"]"), 0);
+    ck_assert_int_eq(fixture_put_agent(reg, &bob, "e2e-handshake", "bob", "Active", 500, 0, "[\"read:data\", \"write:reports\"]"), 0);
     /* bob: DESIGN §4's worked example, 827 trusted. */
     struct trust_state st;
     ck_assert_int_eq(trust_state_init(&st, 500, NULL, now_ms(), err, sizeof err), 0);

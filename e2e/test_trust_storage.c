@@ -32,6 +32,7 @@
 #include "controller/audit_log.h"
 #include "controller/audit_spool.h"
 #include "controller/redis_conn.h"
+#include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
 #include "controller/trust_store.h"
 #include "e2e/signed_client.h"
@@ -271,6 +272,23 @@ static struct trust_store *redis_store(const char *url, const char *ca, int io_m
 {
     struct redis_options o = {.url = url, .ca_file = ca, .io_timeout_ms = io_ms, .connect_timeout_ms = io_ms};
     return trust_store_redis_new(&o, err, errlen);
+}
+
+/* A Redis store that reaches the test Redis through `px` (started here), so
+ * a test can cut or hang the connection; 500 ms I/O budget. */
+static struct trust_store *redis_store_through_proxy(struct proxy *px)
+{
+    char err[256], url[800];
+    struct redis_url u;
+    ck_assert_int_eq(redis_url_parse(redis_url, &u, err, sizeof err), 0);
+    proxy_start(px, u.host, u.port);
+    if (u.password[0])
+        snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d/%d", u.user, u.password, px->port, u.db);
+    else
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d/%d", px->port, u.db);
+    struct trust_store *s = redis_store(url, NULL, 500, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    return s;
 }
 
 static void unique_did(char *buf, size_t n, const char *tag)
@@ -560,17 +578,9 @@ END_TEST
 START_TEST(redis_down_fails_fast_and_recovers)
 {
     SKIP_UNLESS(redis_url, "AGENTMESH_TEST_REDIS_URL");
-    char err[256], did[128], url[800];
-    struct redis_url u;
-    ck_assert_int_eq(redis_url_parse(redis_url, &u, err, sizeof err), 0);
+    char err[256], did[128];
     struct proxy px;
-    proxy_start(&px, u.host, u.port);
-    if (u.password[0])
-        snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d/%d", u.user, u.password, px.port, u.db);
-    else
-        snprintf(url, sizeof url, "redis://127.0.0.1:%d/%d", px.port, u.db);
-    struct trust_store *s = redis_store(url, NULL, 500, err, sizeof err);
-    ck_assert_msg(s != NULL, "%s", err);
+    struct trust_store *s = redis_store_through_proxy(&px);
     unique_did(did, sizeof did, "down");
     struct trust_state st = fresh(500);
     struct trust_signal sig = {TRUST_DIM_SECURITY_POSTURE, 1, 1, T0};
@@ -611,22 +621,6 @@ END_TEST
 
 static struct identity alice, bob;
 
-static void register_agent(struct agent_registry *reg, const struct identity *id, const char *name)
-{
-    struct agent_record rec;
-    memset(&rec, 0, sizeof rec);
-    snprintf(rec.ns, sizeof rec.ns, "e2e-storage");
-    snprintf(rec.name, sizeof rec.name, "%s", name);
-    snprintf(rec.did, sizeof rec.did, "%s", id->did);
-    snprintf(rec.key_id, sizeof rec.key_id, "%s", id->key_id);
-    memcpy(rec.pub, id->pk, ID_PUB_LEN);
-    snprintf(rec.phase, sizeof rec.phase, "Active");
-    rec.initial_score = 600;
-    trust_params_default(&rec.params);
-    rec.capabilities = json_array();
-    ck_assert_int_eq(agent_registry_put(reg, &rec), 0);
-    agent_record_clear(&rec);
-}
 
 /* One signed request from alice on fd: the HTTP status, reply body in out. */
 static int api_call(int fd, const char *path, const char *body, char *out, size_t outlen)
@@ -692,24 +686,16 @@ static int handshake(int fd, int *failed)
 START_TEST(redis_api_outage_503_and_recovery)
 {
     SKIP_UNLESS(redis_url, "AGENTMESH_TEST_REDIS_URL");
-    char err[256], url[800], reply[1024], body[256];
-    struct redis_url u;
-    ck_assert_int_eq(redis_url_parse(redis_url, &u, err, sizeof err), 0);
+    char err[256], reply[1024], body[256];
     struct proxy px;
-    proxy_start(&px, u.host, u.port);
-    if (u.password[0])
-        snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d/%d", u.user, u.password, px.port, u.db);
-    else
-        snprintf(url, sizeof url, "redis://127.0.0.1:%d/%d", px.port, u.db);
-    struct trust_store *s = redis_store(url, NULL, 500, err, sizeof err);
-    ck_assert_msg(s != NULL, "%s", err);
+    struct trust_store *s = redis_store_through_proxy(&px);
     ck_assert_int_eq(identity_init(), 0);
     ck_assert_int_eq(identity_generate(&alice), 0);
     ck_assert_int_eq(identity_generate(&bob), 0);
     struct agent_registry *reg = agent_registry_new();
     ck_assert_ptr_nonnull(reg);
-    register_agent(reg, &alice, "alice");
-    register_agent(reg, &bob, "bob");
+    ck_assert_int_eq(fixture_put_agent(reg, &alice, "e2e-storage", "alice", "Active", 600, 0, "[]"), 0);
+    ck_assert_int_eq(fixture_put_agent(reg, &bob, "e2e-storage", "bob", "Active", 600, 0, "[]"), 0);
     struct trust_api_options o = {.address = "127.0.0.1", .threads = 1, .registry = reg, .store = s};
     struct trust_api *api = trust_api_new(&o, err, sizeof err);
     ck_assert_msg(api && trust_api_start(api, err, sizeof err) == 0, "%s", err);

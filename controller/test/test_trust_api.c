@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/test/check_run.h"
+#include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
 #include "e2e/signed_client.h"
 
@@ -57,25 +58,6 @@ static json_t *last_audit(void) {
     return e;
 }
 
-static void put_agent(const struct identity *id, const char *name, const char *phase, int initial,
-                      int min_trust, const char *caps) {
-    struct agent_record rec;
-    memset(&rec, 0, sizeof rec);
-    snprintf(rec.ns, sizeof rec.ns, "team");
-    snprintf(rec.name, sizeof rec.name, "%s", name);
-    snprintf(rec.did, sizeof rec.did, "%s", id->did);
-    snprintf(rec.key_id, sizeof rec.key_id, "%s", id->key_id);
-    memcpy(rec.pub, id->pk, ID_PUB_LEN);
-    snprintf(rec.phase, sizeof rec.phase, "%s", phase);
-    rec.initial_score = initial;
-    trust_params_default(&rec.params);
-    rec.min_trust_score = min_trust;
-    json_error_t je;
-    rec.capabilities = json_loads(caps, 0, &je);
-    ck_assert_ptr_nonnull(rec.capabilities);
-    ck_assert_int_eq(agent_registry_put(reg, &rec), 0);
-    agent_record_clear(&rec);
-}
 
 /* Gives did a stored state with these dimensions (weight order), last positive now. */
 static void put_state(const char *did, double d0, double d1, double d2, double d3, double d4) {
@@ -99,10 +81,10 @@ static void setup(void) {
     reg = agent_registry_new();
     store = trust_store_memory_new(NULL);
     audit_seen = json_array();
-    put_agent(&alice, "alice", "Active", 500, 0, "[\"read:data\"]");
-    put_agent(&bob, "bob", "Active", 500, 0, "[\"read:data\", \"write:reports\"]");
-    put_agent(&carol, "carol", "Quarantined", 500, 0, "[]");
-    put_agent(&rex, "rex", "Revoked", 500, 0, "[]");
+    ck_assert_int_eq(fixture_put_agent(reg, &alice, "team", "alice", "Active", 500, 0, "[\"read:data\"]"), 0);
+    ck_assert_int_eq(fixture_put_agent(reg, &bob, "team", "bob", "Active", 500, 0, "[\"read:data\", \"write:reports\"]"), 0);
+    ck_assert_int_eq(fixture_put_agent(reg, &carol, "team", "carol", "Quarantined", 500, 0, "[]"), 0);
+    ck_assert_int_eq(fixture_put_agent(reg, &rex, "team", "rex", "Revoked", 500, 0, "[]"), 0);
     put_state(bob.did, 92, 88, 85, 60, 78);   /* DESIGN §4's example: 827 trusted */
 }
 
@@ -470,7 +452,7 @@ END_TEST
 START_TEST(unknown_agent) {
     start_api(store, 0, 0);
     /* eve is registered when the challenge is issued and gone at verify time. */
-    put_agent(&eve, "eve", "Active", 500, 0, "[]");
+    ck_assert_int_eq(fixture_put_agent(reg, &eve, "team", "eve", "Active", 500, 0, "[]"), 0);
     struct challenge ch;
     ask_challenge(&alice, eve.did, &ch);
     ck_assert_int_eq(agent_registry_remove(reg, eve.did), 0);
@@ -532,7 +514,7 @@ START_TEST(score_bar) {
     ck_assert_str_eq(json_str_at(out, "tier"), "trusted");
     expect_rejected(out, "trust score 827 is below the required 828");
     /* The caller's own policy bar cannot be lowered by the request. */
-    put_agent(&alice, "alice", "Active", 500, 900, "[\"read:data\"]");
+    ck_assert_int_eq(fixture_put_agent(reg, &alice, "team", "alice", "Active", 500, 900, "[\"read:data\"]"), 0);
     ask_challenge(&alice, bob.did, &ch);
     expect_rejected(verify_as(&alice, verify_body(&bob, bob.did, &ch, ",\"required_score\":100")),
                     "below the required 900");
