@@ -4,6 +4,7 @@
  *
  *   bench_trust_api [--backend memory|redis] [--redis-url URL] [--redis-ca FILE]
  *                   [--signals N] [--connections C] [--server-threads T]
+ *                   [--sched-slice-us N]
  *                   [--handshakes N] [--server-cpu N] [--client-cpu N]
  *
  * The Redis URL defaults to $AGENTMESH_TEST_REDIS_URL; rediss:// URLs are
@@ -14,7 +15,9 @@
  * the figure is the server's: parse, Ed25519 verify, replay-cache insert,
  * store update, reply. Handshake clients sign inline, as a real peer does.
  * Goals (issue 5): ≥ 10,000 signals/s with either backend; p99 handshake
- * under 2 ms at 1,000 handshakes/s. --server-cpu / --client-cpu pin the API's
+ * under 2 ms at 1,000 handshakes/s. --sched-slice-us is the API loops'
+ * scheduler slice (default 100, as the controller runs them; 0 = the
+ * kernel's). --server-cpu / --client-cpu pin the API's
  * threads and the clients to separate cores (the server-on-one-core figure);
  * unpinned, server and clients share the machine's cores. */
 #include <openssl/evp.h>
@@ -299,7 +302,7 @@ static void bench_handshakes(const char *label, size_t total, int conns, double 
 int main(int argc, char **argv) {
     const char *backend = "memory", *redis_url = getenv("AGENTMESH_TEST_REDIS_URL"), *redis_ca = NULL;
     size_t signals = 60000, handshakes = 10000;
-    int conns = 4, threads = 1, server_cpu = -1;
+    int conns = 4, threads = 1, server_cpu = -1, slice_us = 100;   /* the controller's default */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--backend") == 0) backend = argv[i + 1];
         else if (strcmp(argv[i], "--redis-url") == 0) redis_url = argv[i + 1];
@@ -308,10 +311,11 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--handshakes") == 0) handshakes = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--connections") == 0) conns = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--server-threads") == 0) threads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--sched-slice-us") == 0) slice_us = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--server-cpu") == 0) server_cpu = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--client-cpu") == 0) client_cpu = atoi(argv[i + 1]);
         else die("usage: bench_trust_api [--backend memory|redis] [--redis-url URL] [--redis-ca FILE] "
-                 "[--signals N] [--handshakes N] [--connections C] [--server-threads T] [--server-cpu N] [--client-cpu N]");
+                 "[--signals N] [--handshakes N] [--connections C] [--server-threads T] [--sched-slice-us N] [--server-cpu N] [--client-cpu N]");
     }
     if (conns < 1 || conns > 256 || signals < (size_t)conns || (handshakes && handshakes < (size_t)conns))
         die("bad counts");
@@ -333,7 +337,8 @@ int main(int argc, char **argv) {
     if (fixture_put_agent(reg, &alice, "bench", "alice", "Active", 600, 0, "[]") != 0 ||
         fixture_put_agent(reg, &bob, "bench", "bob", "Active", 600, 0, "[]") != 0)
         die("registry");
-    struct trust_api_options o = {.address = "127.0.0.1", .threads = threads, .registry = reg, .store = store};
+    struct trust_api_options o = {.address = "127.0.0.1", .threads = threads, .registry = reg, .store = store,
+                                  .sched_slice_us = slice_us};
     struct trust_api *api = trust_api_new(&o, err, sizeof err);
     pin(server_cpu);   /* the API's loop threads inherit it */
     if (!api || trust_api_start(api, err, sizeof err) != 0) die(err);
