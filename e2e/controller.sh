@@ -313,7 +313,11 @@ echo "     (took $((SECONDS - t0)) s)"
 bash "$root/hack/kube-restart-apiserver.sh" --down-for 3 >/dev/null 2>&1
 # An outage longer than the 10 s renew deadline makes the leader give up the
 # Lease and exit (as controller-runtime does); its Deployment would restart it.
-# Do what kubelet would, so the test holds whichever way the restart went.
+# That can come after the API server is back (its RBAC answers 403 for a few
+# seconds while it warms up), but no later than 12 s after the last renewal
+# before the outage: watch the leader that long. Then do what kubelet would,
+# so the test holds whichever way the restart went.
+for _ in $(seq 24); do kill -0 "${PIDS[2]}" 2>/dev/null || break; sleep 0.5; done
 if ! kill -0 "${PIDS[2]}" 2>/dev/null; then
   echo "     (the leader exited during the outage, as designed; restarting it like kubelet would)"
   start_controller d 19193
