@@ -430,11 +430,20 @@ static void reply_step_error(struct call *c, const struct trust_store_reply *r) 
 
 /* ---- handshake ---------------------------------------------------------------- */
 
-/* 0 with *rec when the body's agent_did is registered, else -1 after a 404. */
-static int registered(struct call *c, const char *did, struct agent_record *rec) {
-    if (agent_registry_get(c->api->o.registry, did, rec) == 0) return 0;
-    reply_error(c, 404, "NotFound", "no agent with DID %s", did);
-    return -1;
+/* The body of a request about one agent (its agent_did), or NULL once a
+ * 400 (bad body) or 404 (no such agent) has been sent. */
+static json_t *agent_body(struct call *c, enum trust_api_body which) {
+    json_t *in = call_body(c, which);
+    if (!in) return NULL;
+    const char *did = json_str_at(in, "agent_did");
+    struct agent_record rec;
+    if (agent_registry_get(c->api->o.registry, did, &rec) != 0) {
+        reply_error(c, 404, "NotFound", "no agent with DID %s", did);
+        json_decref(in);
+        return NULL;
+    }
+    agent_record_clear(&rec);
+    return in;
 }
 
 static void challenge_finish(struct step_call *sc, const struct trust_store_reply *r) {
@@ -467,13 +476,7 @@ static void challenge_sync(struct step_call *sc) {
 static void challenge(struct call *call, const struct agent_record *caller) {
     (void)caller;
     struct step_call sc = {.c = *call, .finish = challenge_finish};
-    struct agent_record rec;
-    if (!(sc.in = call_body(&sc.c, TRUST_API_BODY_CHALLENGE))) return;
-    if (registered(&sc.c, json_str_at(sc.in, "agent_did"), &rec) != 0) {
-        json_decref(sc.in);
-        return;
-    }
-    agent_record_clear(&rec);
+    if (!(sc.in = agent_body(&sc.c, TRUST_API_BODY_CHALLENGE))) return;
     run_step(&sc, challenge_queue, challenge_sync);
 }
 
@@ -688,13 +691,7 @@ static void signal_sync(struct step_call *sc) {
 
 static void signals(struct call *call, const struct agent_record *caller) {
     struct step_call sc = {.c = *call, .finish = signal_finish};
-    struct agent_record rec;
-    if (!(sc.in = call_body(&sc.c, TRUST_API_BODY_SIGNAL))) return;
-    if (registered(&sc.c, json_str_at(sc.in, "agent_did"), &rec) != 0) {
-        json_decref(sc.in);
-        return;
-    }
-    agent_record_clear(&rec);
+    if (!(sc.in = agent_body(&sc.c, TRUST_API_BODY_SIGNAL))) return;
     snprintf(sc.caller, sizeof sc.caller, "%s", caller->did);
     sc.sig = (struct trust_signal){.value = json_num_at(sc.in, "value", 0),
                                    .weight = json_num_at(sc.in, "weight", 1), .at_ms = wall_ms()};
