@@ -28,8 +28,10 @@ static int get_attr(struct slice_attr *a) {
     return (int)syscall(SYS_sched_getattr, 0, a, sizeof *a, 0);
 }
 
+int sched_slice_valid(long us) { return us == 0 || (us >= SCHED_SLICE_MIN_US && us <= SCHED_SLICE_MAX_US); }
+
 int sched_slice_set(int us, char *err, size_t errlen) {
-    if (us != 0 && (us < SCHED_SLICE_MIN_US || us > SCHED_SLICE_MAX_US)) {
+    if (!sched_slice_valid(us)) {
         snprintf(err, errlen, "scheduler slice %d us is not 0 (kernel default) or %d..%d us", us,
                  SCHED_SLICE_MIN_US, SCHED_SLICE_MAX_US);
         return -1;

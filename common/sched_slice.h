@@ -20,6 +20,10 @@
 #define SCHED_SLICE_MIN_US 100
 #define SCHED_SLICE_MAX_US 100000
 
+/* 1 when `us` is 0 or within SCHED_SLICE_MIN_US..SCHED_SLICE_MAX_US:
+ * what configuration checks before any thread asks. */
+int sched_slice_valid(long us);
+
 /* Sets the calling thread's slice to `us` microseconds, or back to the
  * kernel's default when `us` is 0. 0, or -1 with a message in err (a value
  * outside 0 / SCHED_SLICE_MIN_US..SCHED_SLICE_MAX_US, or the syscall's

@@ -239,8 +239,7 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         snprintf(err, errlen, "ports must be within 0..65535");
         return -1;
     }
-    if (cfg->sched_slice_us != 0 &&
-        (cfg->sched_slice_us < SCHED_SLICE_MIN_US || cfg->sched_slice_us > SCHED_SLICE_MAX_US)) {
+    if (!sched_slice_valid(cfg->sched_slice_us)) {
         snprintf(err, errlen, "sched-slice-us: %d is not 0 (kernel default) or microseconds in %d..%d",
                  cfg->sched_slice_us, SCHED_SLICE_MIN_US, SCHED_SLICE_MAX_US);
         return -1;

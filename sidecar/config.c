@@ -118,7 +118,7 @@ static int apply(struct sidecar_config *c, const struct setting *s, const char *
     case K_SLICE_US: {
         char *end;
         long v = strtol(value, &end, 10);
-        if (value[0] == '\0' || *end != '\0' || (v != 0 && (v < SCHED_SLICE_MIN_US || v > SCHED_SLICE_MAX_US))) {
+        if (value[0] == '\0' || *end != '\0' || !sched_slice_valid(v)) {
             snprintf(err, errlen, "%s: \"%s\" is not 0 (kernel default) or microseconds in %d..%d",
                      from, value, SCHED_SLICE_MIN_US, SCHED_SLICE_MAX_US);
             return -1;
