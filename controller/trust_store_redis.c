@@ -262,6 +262,20 @@ static int rs_set_params(struct trust_store *s, const char *did, const struct tr
     return store_fields(R(s), did, "xx", &st, 6, NFIELDS, err, errlen);
 }
 
+/* The replay key's name and TTL text: TS_OK or TS_INVALID. */
+static int replay_arg(const char *key, int64_t ttl_ms, char rkey[300], char ttl[24], char *err, size_t errlen)
+{
+    if (trust_store_check_key("replay key", key, err, errlen))
+        return TS_INVALID;
+    if (ttl_ms <= 0) {
+        snprintf(err, errlen, "replay ttl must be positive");
+        return TS_INVALID;
+    }
+    snprintf(rkey, 300, "agentmesh:replay:%s", key);
+    snprintf(ttl, 24, "%" PRId64, ttl_ms);
+    return TS_OK;
+}
+
 /* The arguments of apply_lua / remember_apply_lua for one signal, as text. */
 struct signal_args {
     char key[300], rkey[300], did[TRUST_STORE_MAX_KEY + 1], dim[4], value[32], weight[32], now[24], ttl[24];
@@ -273,19 +287,15 @@ static int signal_args_init(struct signal_args *a, const char *replay_key, int64
 {
     if (trust_store_check_key("did", did, err, errlen) || trust_signal_check(sig, err, errlen) < 0)
         return TS_INVALID;
-    if (replay_key && (trust_store_check_key("replay key", replay_key, err, errlen) || ttl_ms <= 0)) {
-        if (ttl_ms <= 0)
-            snprintf(err, errlen, "replay ttl must be positive");
+    a->rkey[0] = a->ttl[0] = '\0';
+    if (replay_key && replay_arg(replay_key, ttl_ms, a->rkey, a->ttl, err, errlen) != TS_OK)
         return TS_INVALID;
-    }
     state_key(a->key, sizeof a->key, did);
-    snprintf(a->rkey, sizeof a->rkey, "agentmesh:replay:%s", replay_key ? replay_key : "");
     snprintf(a->did, sizeof a->did, "%s", did);
     snprintf(a->dim, sizeof a->dim, "%d", (int)sig->dim);
     snprintf(a->value, sizeof a->value, "%.17g", sig->value);
     snprintf(a->weight, sizeof a->weight, "%.17g", sig->weight);
     snprintf(a->now, sizeof a->now, "%" PRId64, sig->at_ms);
-    snprintf(a->ttl, sizeof a->ttl, "%" PRId64, ttl_ms);
     return TS_OK;
 }
 
@@ -504,20 +514,6 @@ static int rs_remember_apply_async(struct trust_store_loop *l, const char *key, 
     const char *argv[11];
     return async_step(l, &l->r->remember_apply, parse_signal, remember_apply_argv(&a, argv), argv, done, arg, err,
                       errlen);
-}
-
-/* The replay key's name and TTL text: TS_OK or TS_INVALID. */
-static int replay_arg(const char *key, int64_t ttl_ms, char rkey[300], char ttl[24], char *err, size_t errlen)
-{
-    if (trust_store_check_key("replay key", key, err, errlen))
-        return TS_INVALID;
-    if (ttl_ms <= 0) {
-        snprintf(err, errlen, "replay ttl must be positive");
-        return TS_INVALID;
-    }
-    snprintf(rkey, 300, "agentmesh:replay:%s", key);
-    snprintf(ttl, 24, "%" PRId64, ttl_ms);
-    return TS_OK;
 }
 
 static int rs_remember_put_challenge_async(struct trust_store_loop *l, const char *key, int64_t ttl_ms,
