@@ -7,8 +7,10 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <math.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1009,12 +1011,18 @@ START_TEST(signal_reply_is_jansson_text) {
                                   4.9406564584124654e-324, 2.2250738585072014e-308, 1e20, 33.333333333333336};
     unsigned seed = 5;
     char err[128], mine[512];
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 20000; i++) {
         struct trust_state st;
         ck_assert_int_eq(trust_state_init(&st, 500, NULL, now_ms(), err, sizeof err), 0);
-        for (int d = 0; d < TRUST_DIM_COUNT; d++)
-            st.dims[d] = i < 200 ? edge[(size_t)(i + d) % (sizeof edge / sizeof *edge)]
-                                 : 100.0 * rand_r(&seed) / RAND_MAX / (double)(1ULL << (rand_r(&seed) % 40));
+        for (int d = 0; d < TRUST_DIM_COUNT; d++) {
+            /* 53 random mantissa bits, so every digit of "%.17g" is exercised */
+            uint64_t bits = ((uint64_t)rand_r(&seed) << 31 ^ (uint64_t)rand_r(&seed)) & ((1ULL << 53) - 1);
+            double full = ldexp((double)bits, -53 + (int)(rand_r(&seed) % 60) - 12);
+            st.dims[d] = i < 200    ? edge[(size_t)(i + d) % (sizeof edge / sizeof *edge)]
+                         : i < 2000 ? 100.0 * rand_r(&seed) / RAND_MAX / (double)(1ULL << (rand_r(&seed) % 40))
+                         : i < 4000 ? (double)(rand_r(&seed) % 100001) / 1000.0   /* short decimals */
+                                    : full;
+        }
         int score = i % 1001;
         const char *tier = trust_tier_name(trust_tier_of(score));
         json_t *dims = json_object();
