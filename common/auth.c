@@ -188,6 +188,8 @@ int auth_parse_header(const char *value, size_t len, struct auth_header *out,
     }
     if (!why && (fl[2] != ID_SIG_B64_LEN || b64_decode_exact(f[2], fl[2], out->sig, ID_SIG_LEN) != 0))
         why = "authorization signature is not base64 of 64 bytes";
+    else if (!why)
+        memcpy(out->sig_b64, f[2], ID_SIG_B64_LEN);
     if (why) {
         memset(out, 0, sizeof *out);
         if (reason) *reason = why;

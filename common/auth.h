@@ -37,6 +37,9 @@ struct auth_header {
     char time[AUTH_TIME_BUFSZ];   /* as sent: it is part of the signed string */
     time_t ts;                    /* the same instant, UTC seconds */
     unsigned char sig[ID_SIG_LEN];
+    /* The signature as sent: canonical base64 (the decoder refuses stray
+     * trailing bits), so one signature has one text, usable as its replay key. */
+    char sig_b64[ID_SIG_B64_BUFSZ];
 };
 
 /* Builds the header value (without "Authorization: ") into out (at least

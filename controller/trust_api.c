@@ -211,10 +211,9 @@ static int authenticate(struct call *c, struct agent_record *caller, int defer) 
     } else if (auth_verify(&h, caller->pub, prev, httpd_method(c->req), httpd_uri(c->req), body, len,
                            (time_t)(now / 1000), NULL, &why) != 0) {
         reply_error(c, 401, "Unauthorized", "%s", why);
-    } else if (b64_encode(h.sig, sizeof h.sig, c->replay_key + 5, sizeof c->replay_key - 5) != 0) {
-        reply_error(c, 500, "InternalError", "cannot encode the signature");
     } else {
         memcpy(c->replay_key, "auth:", 5);
+        memcpy(c->replay_key + 5, h.sig_b64, sizeof h.sig_b64);   /* canonical: the text is the signature */
         c->pending = 1;
         if (defer || record_signature(c) == 0) return 0;
     }

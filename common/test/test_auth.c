@@ -280,6 +280,35 @@ START_TEST(malformed_headers) {
 }
 END_TEST
 
+/* The signature text kept by the parser is the one base64 text of its
+ * bytes: the same signature with other trailing bits (which decode to other
+ * bytes or not at all) never passes as the same text, so the text serves as
+ * the replay key. */
+START_TEST(signature_text_is_canonical) {
+    char hdr[AUTH_HEADER_MAX], again[ID_SIG_B64_BUFSZ];
+    struct auth_header h, other;
+    build("POST", "/api/v1/signals", "{}", NOW, hdr);
+    parse_ok(hdr, &h);
+    ck_assert_int_eq(b64_encode(h.sig, sizeof h.sig, again, sizeof again), 0);
+    ck_assert_str_eq(h.sig_b64, again);
+    ck_assert_int_eq(strncmp(hdr + strlen(hdr) - ID_SIG_B64_LEN, h.sig_b64, ID_SIG_B64_LEN), 0);
+    char *last = hdr + strlen(hdr) - 3;   /* the last data character before "==" */
+    const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int same_bytes = 0;
+    for (const char *c = alphabet; *c; c++) {
+        char keep = *last;
+        *last = *c;
+        const char *why = NULL;
+        if (auth_parse_header(hdr, strlen(hdr), &other, &why) == 0 && memcmp(other.sig, h.sig, sizeof h.sig) == 0) {
+            same_bytes++;
+            ck_assert_str_eq(other.sig_b64, h.sig_b64);
+        }
+        *last = keep;
+    }
+    ck_assert_int_eq(same_bytes, 1);
+}
+END_TEST
+
 START_TEST(time_parse_variants) {
     time_t t;
     ck_assert_int_eq(auth_time_parse("2023-11-14T22:13:20Z", 20, &t), 0);
@@ -421,6 +450,7 @@ int main(void) {
     tcase_add_test(tc, microsecond_times_make_repeats_distinct);
     tcase_add_test(tc, build_rejects_bad_input);
     tcase_add_test(tc, malformed_headers);
+    tcase_add_test(tc, signature_text_is_canonical);
     tcase_add_test(tc, time_parse_variants);
     tcase_add_test(tc, replay_single_use);
     tcase_add_test(tc, replay_future_signature_kept_longer);
