@@ -54,4 +54,10 @@ struct request_field {
 json_t *request_body_parse(const char *body, size_t len, const struct request_field *fields,
                            size_t nfields, char *err, size_t errlen);
 
+/* Parses len bytes of body as json_parse does (same values, same
+ * acceptance, duplicate keys refused), flat objects of plain strings and
+ * numbers without jansson's lexer. A new reference, or NULL with err
+ * "body is not valid JSON: ...". */
+json_t *request_body_json(const char *body, size_t len, char *err, size_t errlen);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/identity.h"
+#include "common/json.h"
 #include "common/request_body.h"
 #include "common/test/check_run.h"
 
@@ -287,6 +288,70 @@ START_TEST(accepted_bodies) {
 }
 END_TEST
 
+/* request_body_json against json_parse: the same acceptance, the same
+ * values (types included) and the same error text, for flat bodies, bodies
+ * just outside the fast subset, and thousands of random mutations of both. */
+static void same_as_jansson(const char *body, size_t len) {
+    char mine[512] = "", theirs[512] = "", want[600];
+    json_t *a = request_body_json(body, len, mine, sizeof mine);
+    json_t *b = json_parse(body, len, theirs, sizeof theirs);
+    ck_assert_msg((a == NULL) == (b == NULL), "acceptance differs for [%.*s]", (int)len, body);
+    if (!a) {
+        snprintf(want, sizeof want, "body is not valid JSON: %s", theirs);
+        ck_assert_str_eq(mine, want);
+        return;
+    }
+    ck_assert_msg(json_equal(a, b), "values differ for [%.*s]", (int)len, body);
+    char *ta = json_dumps(a, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY), *tb = json_dumps(b, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    ck_assert_str_eq(ta, tb);   /* types, key order and reals to the last digit */
+    free(ta);
+    free(tb);
+    json_decref(a);
+    json_decref(b);
+}
+
+START_TEST(json_same_as_jansson) {
+    static const char *const bodies[] = {
+        "{}", " { } ", "{\"a\":1}", "{\"agent_did\":\"" DID "\",\"dimension\":\"outputQuality\",\"value\":0.42,"
+        "\"weight\":2,\"source\":\"bench\"}",
+        "{\"a\":-0,\"b\":-0.0,\"c\":1e5,\"d\":1E-5,\"e\":2.5e+3,\"f\":123456789012345678}",
+        "{\"big\":1234567890123456789,\"bigger\":99999999999999999999}", "{\"r\":1e400}", "{\"r\":-1e400}",
+        "{\"r\":1e-400}", "{\"r\":0.1000000000000000055511151231257827021181583404541015625}",
+        "{\"t\":true,\"f\":false,\"n\":null}", "\t{\r\n\"a\" :\t\"b\" , \"c\":[1,2]}\n",
+        "{\"a\":{\"b\":1}}", "{\"a\":\"\\u00e9\"}", "{\"a\":\"\xc3\xa9\"}", "{\"a\":\"x\\\"y\"}",
+        "{\"a\":1,\"a\":2}", "{\"a\":1,}", "{,}", "{\"a\"}", "{\"a\":}", "{\"a\":01}", "{\"a\":1.}",
+        "{\"a\":.5}", "{\"a\":1e}", "{\"a\":-}", "{\"a\":+1}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":1}x",
+        "{\"a\":1}}", "[1]", "\"s\"", "1", "", " ", "{", "{\"a\":\"b", "{\"\":1}", "{\"a\":\"\x7f\"}",
+        "{\"a\":\"\x1f\"}", "\xef\xbb\xbf{}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) same_as_jansson(bodies[i], strlen(bodies[i]));
+    same_as_jansson("{\"a\":1}\0", 8);   /* a NUL after the object */
+    static const char alphabet[] = "{}[]:,\" \t\n\\-+.0123456789eEaftrunlsx\x01\xc3\xa9";
+    unsigned seed = 7;
+    char buf[256];
+    for (int i = 0; i < 50000; i++) {
+        const char *base = bodies[(size_t)rand_r(&seed) % 5 + 2];
+        size_t n = strlen(base);
+        memcpy(buf, base, n);
+        for (int k = 0, edits = 1 + rand_r(&seed) % 3; k < edits && n > 0; k++) {
+            size_t at = (size_t)rand_r(&seed) % n;
+            char ch = alphabet[(size_t)rand_r(&seed) % (sizeof alphabet - 1)];
+            switch (rand_r(&seed) % 3) {
+            case 0: buf[at] = ch; break;                                    /* replace */
+            case 1: memmove(buf + at, buf + at + 1, n - at - 1); n--; break; /* delete */
+            default:                                                         /* insert */
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = ch;
+                    n++;
+                }
+            }
+        }
+        same_as_jansson(buf, n);
+    }
+}
+END_TEST
+
 START_TEST(small_error_buffer_truncates) {
     char err[8];
     memset(err, 'x', sizeof err);
@@ -306,6 +371,7 @@ int main(void) {
     tcase_add_test(tc, body_errors);
     tcase_add_test(tc, accepted_bodies);
     tcase_add_test(tc, small_error_buffer_truncates);
+    tcase_add_test(tc, json_same_as_jansson);
     suite_add_tcase(s, tc);
     return check_run(s, CK_FORK_GETENV);
 }
