@@ -683,20 +683,37 @@ static void real_text(char out[32], double v) {
     memmove(digits, from, strlen(from) + 1);
 }
 
+/* Appends len bytes of s to out at *n, keeping room for a NUL; 0, or -1
+ * (nothing written) when they do not fit. */
+static int put(char *out, size_t outlen, size_t *n, const char *s, size_t len) {
+    if (*n + len >= outlen) return -1;
+    memcpy(out + *n, s, len);
+    *n += len;
+    out[*n] = '\0';
+    return 0;
+}
+
+static int put_str(char *out, size_t outlen, size_t *n, const char *s) { return put(out, outlen, n, s, strlen(s)); }
+
 int trust_api_signal_reply(char *out, size_t outlen, const char *did, int score, const char *tier,
                            const struct trust_state *st) {
     /* The dimensions by name, as json_compact sorts them. */
     static const enum trust_dim sorted[TRUST_DIM_COUNT] = {
         TRUST_DIM_COLLABORATION_HEALTH, TRUST_DIM_OUTPUT_QUALITY, TRUST_DIM_POLICY_COMPLIANCE,
         TRUST_DIM_RESOURCE_EFFICIENCY, TRUST_DIM_SECURITY_POSTURE};
-    size_t n = (size_t)snprintf(out, outlen, "{\"agent_did\":\"%s\",\"dimensions\":{", did);
-    for (int i = 0; i < TRUST_DIM_COUNT && n < outlen; i++) {
-        char v[32];
-        real_text(v, st->dims[sorted[i]]);
-        n += (size_t)snprintf(out + n, outlen - n, "%s\"%s\":%s", i ? "," : "", trust_dim_name(sorted[i]), v);
+    char num[32];
+    size_t n = 0;
+    int bad = put_str(out, outlen, &n, "{\"agent_did\":\"") | put_str(out, outlen, &n, did) |
+              put_str(out, outlen, &n, "\",\"dimensions\":{");
+    for (int i = 0; i < TRUST_DIM_COUNT; i++) {
+        real_text(num, st->dims[sorted[i]]);
+        bad |= put_str(out, outlen, &n, i ? ",\"" : "\"") | put_str(out, outlen, &n, trust_dim_name(sorted[i])) |
+               put_str(out, outlen, &n, "\":") | put_str(out, outlen, &n, num);
     }
-    if (n < outlen) n += (size_t)snprintf(out + n, outlen - n, "},\"tier\":\"%s\",\"trust_score\":%d}", tier, score);
-    return n < outlen ? (int)n : -1;
+    snprintf(num, sizeof num, "%d", score);
+    bad |= put_str(out, outlen, &n, "},\"tier\":\"") | put_str(out, outlen, &n, tier) |
+           put_str(out, outlen, &n, "\",\"trust_score\":") | put_str(out, outlen, &n, num) | put_str(out, outlen, &n, "}");
+    return bad ? -1 : (int)n;
 }
 
 /* The reply to an applied signal, formatted in place (see trust_api.h). */
