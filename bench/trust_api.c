@@ -5,7 +5,7 @@
  *   bench_trust_api [--backend memory|redis] [--redis-url URL] [--redis-ca FILE]
  *                   [--signals N] [--connections C] [--server-threads T]
  *                   [--sched-slice-us N]
- *                   [--handshakes N] [--server-cpu N] [--client-cpu N]
+ *                   [--handshakes N] [--server-cpu N] [--client-cpu N] [--awake]
  *
  * The Redis URL defaults to $AGENTMESH_TEST_REDIS_URL; rediss:// URLs are
  * checked against --redis-ca. --handshakes 0 runs the signals alone. Clients are plain
@@ -19,15 +19,29 @@
  * scheduler slice (default 100, as the controller runs them; 0 = the
  * kernel's). --server-cpu / --client-cpu pin the API's
  * threads and the clients to separate cores (the server-on-one-core figure);
- * unpinned, server and clients share the machine's cores. */
+ * unpinned, server and clients share the machine's cores.
+ *
+ * The paced run also splits each handshake: its two round trips (request
+ * written to reply read: the server's work, the loopback, and the wake-ups
+ * of an idle server and client) and the client's own work between them
+ * (parsing the challenge, two Ed25519 signatures); and it reports the
+ * server's CPU per handshake. --awake repeats the paced run with one nice-19
+ * busy process per core ("awake" in its label): on this KVM guest (no
+ * cpuidle driver, so an idle vCPU halts) waking a halted vCPU is slow and
+ * irregular, and a core kept busy by a nice-19 spinner does not halt, while
+ * the spinner yields at once to a woken thread of normal priority. The
+ * difference between the two paced lines is the machine's halt/wake
+ * latency, not the API's. */
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,6 +169,7 @@ struct worker {
     size_t *lens;
     size_t n;
     double *lat;
+    double *rt1, *rt2;    /* handshakes: the challenge's and the verify's round trip */
     size_t errors;
     double cpu;           /* CPU seconds this client thread used */
     double pace;          /* handshakes: seconds between starts; 0 = as fast as possible */
@@ -228,13 +243,17 @@ static void bench_signals(const char *label, size_t total, int conns) {
 
 /* ---- handshakes ------------------------------------------------------------ */
 
-/* alice asks a challenge for bob, bob answers, alice verifies: 2 round trips. 0 when verified. */
-static int handshake(int fd) {
+/* alice asks a challenge for bob, bob answers, alice verifies: 2 round
+ * trips, whose wall times go to rt[0] and rt[1]. 0 when verified. */
+static int handshake(int fd, double rt[2]) {
     char req[2048], reply[2048], body[1024], msg[512], rnonce[65], sig_b64[ID_SIG_B64_BUFSZ];
     unsigned char rnd[32], sig[ID_SIG_LEN];
     snprintf(body, sizeof body, "{\"agent_did\":\"%s\"}", bob.did);
     size_t len = build(req, sizeof req, &alice, "POST", "/api/v1/handshake/challenge", body);
-    if (roundtrip(fd, req, len, reply, sizeof reply) != 200) return -1;
+    double t0 = now_s();
+    int code = roundtrip(fd, req, len, reply, sizeof reply);
+    rt[0] = now_s() - t0;
+    if (code != 200) return -1;
     char err[128];
     json_t *ch = json_parse(reply, strlen(reply), err, sizeof err);
     const char *id = json_str_at(ch, "challenge_id"), *nonce = json_str_at(ch, "nonce");
@@ -252,13 +271,16 @@ static int handshake(int fd) {
              bob.did, rnonce, sig_b64);
     json_decref(ch);
     len = build(req, sizeof req, &alice, "POST", "/api/v1/handshake/verify", body);
-    if (roundtrip(fd, req, len, reply, sizeof reply) != 200) return -1;
-    return strstr(reply, "\"verified\":true") ? 0 : -1;
+    t0 = now_s();
+    code = roundtrip(fd, req, len, reply, sizeof reply);
+    rt[1] = now_s() - t0;
+    return code == 200 && strstr(reply, "\"verified\":true") ? 0 : -1;
 }
 
 static void *handshake_worker(void *arg) {
     struct worker *w = arg;
     pin(client_cpu);
+    double cpu0 = thread_cpu_s();
     int fd = dial();
     double start = now_s();
     for (size_t i = 0; i < w->n; i++) {
@@ -266,34 +288,101 @@ static void *handshake_worker(void *arg) {
             double wait = start + (double)i * w->pace - now_s();
             if (wait > 0) usleep((useconds_t)(wait * 1e6));
         }
-        double t0 = now_s();
-        if (handshake(fd) != 0) w->errors++;
+        double t0 = now_s(), rt[2] = {0, 0};
+        if (handshake(fd, rt) != 0) w->errors++;
         w->lat[i] = now_s() - t0;
+        w->rt1[i] = rt[0];
+        w->rt2[i] = rt[1];
     }
     close(fd);
+    w->cpu = thread_cpu_s() - cpu0;
     return NULL;
+}
+
+static double p50_us(double *v, size_t n) {
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2] * 1e6;
+}
+
+/* Paced runs: where a handshake's time goes (see the top of this file). */
+static void report_split(double *lat, double *rt1, double *rt2, size_t n, double server_cpu_s,
+                         double client_cpu_s) {
+    double *client = calloc(n, sizeof *client);
+    if (!client) die("out of memory");
+    for (size_t i = 0; i < n; i++) client[i] = lat[i] - rt1[i] - rt2[i];
+    printf("%-44s challenge %5.0f us + verify %5.0f us round trips, client between them %4.0f us (p50s)\n",
+           "  split", p50_us(rt1, n), p50_us(rt2, n), p50_us(client, n));
+    printf("%-44s %8.1f us CPU per handshake (client: %.1f us)\n", "  server", server_cpu_s / (double)n * 1e6,
+           client_cpu_s / (double)n * 1e6);
+    free(client);
 }
 
 static void bench_handshakes(const char *label, size_t total, int conns, double pace) {
     struct worker *w = calloc((size_t)conns, sizeof *w);
-    double *lat = calloc(total, sizeof *lat);
+    double *lat = calloc(total, sizeof *lat), *rt1 = calloc(total, sizeof *rt1), *rt2 = calloc(total, sizeof *rt2);
     pthread_t *tids = calloc((size_t)conns, sizeof *tids);
-    if (!w || !lat || !tids) die("out of memory");
-    size_t per = total / (size_t)conns;
-    double t0 = now_s();
+    if (!w || !lat || !rt1 || !rt2 || !tids) die("out of memory");
+    size_t per = total / (size_t)conns, n = per * (size_t)conns;
+    double t0 = now_s(), cpu0 = process_cpu_s(), client_cpu_s = 0;
     for (int c = 0; c < conns; c++) {
-        w[c] = (struct worker){.n = per, .lat = lat + (size_t)c * per, .pace = pace * conns};
+        size_t at = (size_t)c * per;
+        w[c] = (struct worker){.n = per, .lat = lat + at, .rt1 = rt1 + at, .rt2 = rt2 + at, .pace = pace * conns};
         pthread_create(&tids[c], NULL, handshake_worker, &w[c]);
     }
     size_t errors = 0;
     for (int c = 0; c < conns; c++) {
         pthread_join(tids[c], NULL);
         errors += w[c].errors;
+        client_cpu_s += w[c].cpu;
     }
-    report(label, per * (size_t)conns, now_s() - t0, lat, errors);
+    double server_cpu_s = process_cpu_s() - cpu0 - client_cpu_s;   /* main only waits */
+    if (pace > 0) {   /* report() sorts lat: split first */
+        double *copy = malloc(n * sizeof *copy);
+        if (!copy) die("out of memory");
+        memcpy(copy, lat, n * sizeof *copy);
+        report(label, n, now_s() - t0, lat, errors);
+        report_split(copy, rt1, rt2, n, server_cpu_s, client_cpu_s);
+        free(copy);
+    } else {
+        report(label, n, now_s() - t0, lat, errors);
+    }
     free(w);
     free(lat);
+    free(rt1);
+    free(rt2);
     free(tids);
+}
+
+/* ---- --awake ----------------------------------------------------------------- */
+
+#define MAX_SPINNERS 64
+static pid_t spinners[MAX_SPINNERS];
+static int nspinners;
+
+/* One nice-19 busy-looping child per online core, pinned to it. */
+static void spinners_start(void) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 0; i < cores && i < MAX_SPINNERS; i++) {
+        pid_t pid = fork();
+        if (pid < 0) die("fork failed");
+        if (pid == 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(i, &set);
+            if (setpriority(PRIO_PROCESS, 0, 19) != 0 || sched_setaffinity(0, sizeof set, &set) != 0) _exit(1);
+            for (volatile unsigned long spin = 0;; spin++) {
+            }
+        }
+        spinners[nspinners++] = pid;
+    }
+}
+
+static void spinners_stop(void) {
+    for (int i = 0; i < nspinners; i++) {
+        kill(spinners[i], SIGKILL);
+        waitpid(spinners[i], NULL, 0);
+    }
+    nspinners = 0;
 }
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -303,8 +392,13 @@ int main(int argc, char **argv) {
     const char *backend = "memory", *redis_url = getenv("AGENTMESH_TEST_REDIS_URL"), *redis_ca = NULL;
     size_t signals = 60000, handshakes = 10000;
     int conns = 4, threads = 1, server_cpu = -1, slice_us = 100;   /* the controller's default */
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--backend") == 0) backend = argv[i + 1];
+    int awake = 0;
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--awake") == 0) {
+            awake = 1;
+            i--;   /* takes no value */
+        } else if (i + 1 == argc) die("a flag without its value");
+        else if (strcmp(argv[i], "--backend") == 0) backend = argv[i + 1];
         else if (strcmp(argv[i], "--redis-url") == 0) redis_url = argv[i + 1];
         else if (strcmp(argv[i], "--redis-ca") == 0) redis_ca = argv[i + 1];
         else if (strcmp(argv[i], "--signals") == 0) signals = strtoul(argv[i + 1], NULL, 10);
@@ -315,7 +409,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--server-cpu") == 0) server_cpu = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--client-cpu") == 0) client_cpu = atoi(argv[i + 1]);
         else die("usage: bench_trust_api [--backend memory|redis] [--redis-url URL] [--redis-ca FILE] "
-                 "[--signals N] [--handshakes N] [--connections C] [--server-threads T] [--sched-slice-us N] [--server-cpu N] [--client-cpu N]");
+                 "[--signals N] [--handshakes N] [--connections C] [--server-threads T] [--sched-slice-us N] [--server-cpu N] [--client-cpu N] [--awake]");
     }
     if (conns < 1 || conns > 256 || signals < (size_t)conns || (handshakes && handshakes < (size_t)conns))
         die("bad counts");
@@ -355,6 +449,12 @@ int main(int argc, char **argv) {
         bench_handshakes(label, handshakes, conns, 0);
         snprintf(label, sizeof label, "handshakes (%s, paced 1000/s, 1 conn)", backend);
         bench_handshakes(label, 3000, 1, 0.001);
+        if (awake) {
+            spinners_start();
+            snprintf(label, sizeof label, "handshakes (%s, paced 1000/s, 1 conn, awake)", backend);
+            bench_handshakes(label, 3000, 1, 0.001);
+            spinners_stop();
+        }
     }
     trust_api_free(api);
     store->remove(store, alice.did, err, sizeof err);
