@@ -113,7 +113,8 @@ void admission_request_free(struct admission_request *r) {
  * jansson tree and dumped: the patch arrives as text (inject.h) and base64
  * needs no escaping. */
 
-/* A C string as JSON; text that is not UTF-8 fails the reply, as before. */
+/* A C string as JSON; text that is not UTF-8 fails the reply, as before
+ * (a deny message cut at its buffer's end may split a character). */
 static void put_string(struct json_text *o, const char *s) {
     json_t *v = json_string(s);
     if (!v) o->oom = 1;
@@ -135,31 +136,34 @@ static void put_patch_b64(struct json_text *o, const char *patch, size_t len) {
     o->p[o->n] = '\0';
 }
 
-char *admission_encode(const struct admission_request *req, const struct admission_response *r) {
-    struct json_text o = {0};
-    /* One allocation for the envelope and the base64 patch. */
-    json_text_reserve(&o, 512 + (r->patch ? r->patch_len / 3 * 4 : 0));
-    json_text_raw(&o, "{\"apiVersion\":");
-    put_string(&o, req->api_version);
-    json_text_raw(&o, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
-    put_string(&o, req->uid);
-    json_text_raw(&o, r->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+/* uid and apiVersion come from a decoded review, so they are UTF-8 already
+ * and are written without a check (and without a jansson string each). */
+int admission_encode(struct json_text *o, const struct admission_request *req,
+                     const struct admission_response *r) {
+    json_text_reset(o);
+    /* Room for the envelope and the base64 patch at once. */
+    json_text_reserve(o, 512 + (r->patch ? r->patch_len / 3 * 4 : 0));
+    json_text_raw(o, "{\"apiVersion\":");
+    json_text_string(o, req->api_version, strlen(req->api_version));
+    json_text_raw(o, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+    json_text_string(o, req->uid, strlen(req->uid));
+    json_text_raw(o, r->allowed ? ",\"allowed\":true" : ",\"allowed\":false");
     if (r->allowed && r->patch) {
-        json_text_raw(&o, ",\"patchType\":\"JSONPatch\",\"patch\":");
-        put_patch_b64(&o, r->patch, r->patch_len);
+        json_text_raw(o, ",\"patchType\":\"JSONPatch\",\"patch\":");
+        put_patch_b64(o, r->patch, r->patch_len);
     }
     if (json_is_array(r->warnings) && json_array_size(r->warnings) > 0) {
-        json_text_raw(&o, ",\"warnings\":");
-        json_text_value(&o, r->warnings);
+        json_text_raw(o, ",\"warnings\":");
+        json_text_value(o, r->warnings);
     }
     if (!r->allowed) {
         char code[32];
         snprintf(code, sizeof code, ",\"status\":{\"code\":%d", r->code ? r->code : 403);
-        json_text_raw(&o, code);
-        json_text_raw(&o, ",\"message\":");
-        put_string(&o, r->message ? r->message : "denied");
-        json_text_raw(&o, "}");
+        json_text_raw(o, code);
+        json_text_raw(o, ",\"message\":");
+        put_string(o, r->message ? r->message : "denied");
+        json_text_raw(o, "}");
     }
-    json_text_raw(&o, "}}");
-    return json_text_finish(&o);
+    json_text_raw(o, "}}");
+    return o->oom ? -1 : 0;
 }

@@ -48,8 +48,11 @@ struct admission_response {
     const char *message;        /* reason on deny, or NULL */
 };
 
-/* Serialises the reply review (uid and apiVersion echoed from `req`); the
- * caller frees the string. NULL on allocation failure. */
-char *admission_encode(const struct admission_request *req, const struct admission_response *resp);
+/* Serialises the reply review (uid and apiVersion echoed from `req`) into
+ * `out`, replacing what it held (its buffer is reused: a loop thread keeps
+ * one for all its replies). 0, or -1 on allocation failure. */
+struct json_text;
+int admission_encode(struct json_text *out, const struct admission_request *req,
+                     const struct admission_response *resp);
 
 #endif

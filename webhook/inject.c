@@ -47,6 +47,16 @@ static int ptr_join(char *out, size_t cap, const char *base, const char *key) {
     return 0;
 }
 
+/* The decimal text of v, written at the end of buf: the integers of the
+ * request path without a printf. */
+static const char *decimal(long long v, char buf[24]) {
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char *w = buf + 23;
+    *w = '\0';
+    do *--w = (char)('0' + u % 10); while ((u /= 10) > 0);
+    if (v < 0) *--w = '-';
+    return w;
+}
 
 /* A list of borrowed names without duplicates, for the injected record.
  * Small lists (all but a pod's containers) stay in `small`. */
@@ -59,7 +69,8 @@ struct names {
 /* Patch under construction; an allocation failure is latched in `oom` (or
  * in the text's own flag) so the builders stay linear. */
 struct builder {
-    struct json_text text;  /* "[op,op,..." until finished */
+    struct json_text *text; /* "[op,op,..." until finished */
+    struct json_text *record;
     size_t ops;
     json_t *warnings;
     struct names rec_env, rec_containers, rec_volumes, rec_labels;
@@ -130,13 +141,13 @@ static const char *clip(const char *s, char out[64]) {
 /* Opens {"op":"add","path":<path>,"value": — the caller writes the value
  * and closes with op_end. */
 static void op_begin(struct builder *b, const char *path) {
-    json_text_raw(&b->text, b->ops++ ? ",{\"op\":\"add\",\"path\":" : "{\"op\":\"add\",\"path\":");
-    put_str(&b->text, path);
-    json_text_raw(&b->text, ",\"value\":");
+    json_text_raw(b->text, b->ops++ ? ",{\"op\":\"add\",\"path\":" : "{\"op\":\"add\",\"path\":");
+    put_str(b->text, path);
+    json_text_raw(b->text, ",\"value\":");
 }
 
 static void op_end(struct builder *b) {
-    json_text_raw(&b->text, "}");
+    json_text_raw(b->text, "}");
 }
 
 /* Member of a list whose "name" equals `name`, or NULL. */
@@ -231,7 +242,7 @@ struct item {
 struct plan {
     const char *agent, *ns, *did;
     int native;
-    struct json_text text;
+    struct json_text *text;
     struct item env[PLAN_MAX], mounts[PLAN_MAX], volumes[PLAN_MAX];
     size_t n_env, n_mounts, n_volumes;
     struct item labels[2];  /* name = key, value = label value */
@@ -244,19 +255,16 @@ struct plan {
 static struct item *item_begin(struct plan *p, struct item *list, size_t *n, const char *name,
                                const char *value) {
     struct item *it = &list[(*n)++];
-    *it = (struct item){.name = name, .value = value, .off = p->text.n};
+    *it = (struct item){.name = name, .value = value, .off = p->text->n};
     return it;
 }
 
 static void item_end(struct plan *p, struct item *it) {
-    it->len = p->text.n - it->off;
+    it->len = p->text->n - it->off;
 }
 
 static void put_item(struct json_text *t, const struct plan *p, const struct item *it) {
-    if (json_text_reserve(t, it->len) != 0) return;
-    memcpy(t->p + t->n, p->text.p + it->off, it->len);
-    t->n += it->len;
-    t->p[t->n] = '\0';
+    json_text_add(t, p->text->p + it->off, it->len);
 }
 
 /* {"name":name,"value":value}: an env var. */
@@ -270,7 +278,7 @@ static void put_env(struct json_text *t, const char *name, const char *value) {
 
 static void env_var(struct plan *p, const char *name, const char *value) {
     struct item *it = item_begin(p, p->env, &p->n_env, name, value);
-    put_env(&p->text, name, value);
+    put_env(p->text, name, value);
     item_end(p, it);
 }
 
@@ -279,28 +287,27 @@ static void plan_aws(struct plan *p, const json_t *aws) {
     const char *arn = json_str_at(aws, "roleArn");
     if (!arn || !json_bool_at(aws, "injectToken", 0)) return;
     const char *aud = json_str_at(aws, "audience");
-    char exp[64];
-    snprintf(exp, sizeof exp, "%lld", json_int_at(aws, "tokenExpirationSeconds", 86400));
+    char exp[24];
     struct item *v = item_begin(p, p->volumes, &p->n_volumes, INJECT_AWS_VOLUME, NULL);
-    json_text_raw(&p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"projected\":{\"sources\":"
+    json_text_raw(p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"projected\":{\"sources\":"
                             "[{\"serviceAccountToken\":{\"audience\":");
-    put_str(&p->text, aud ? aud : "sts.amazonaws.com");
-    json_text_raw(&p->text, ",\"expirationSeconds\":");
-    json_text_raw(&p->text, exp);
-    json_text_raw(&p->text, ",\"path\":\"token\"}}]}}");
+    put_str(p->text, aud ? aud : "sts.amazonaws.com");
+    json_text_raw(p->text, ",\"expirationSeconds\":");
+    json_text_raw(p->text, decimal(json_int_at(aws, "tokenExpirationSeconds", 86400), exp));
+    json_text_raw(p->text, ",\"path\":\"token\"}}]}}");
     item_end(p, v);
     if (json_bool_at(aws, "stsRegionalEndpoints", 0))
         env_var(p, "AWS_STS_REGIONAL_ENDPOINTS", "regional");
     env_var(p, "AWS_ROLE_ARN", arn);
     env_var(p, "AWS_WEB_IDENTITY_TOKEN_FILE", INJECT_AWS_TOKEN_DIR "/token");
     struct item *m = item_begin(p, p->mounts, &p->n_mounts, INJECT_AWS_VOLUME, INJECT_AWS_TOKEN_DIR);
-    json_text_raw(&p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"readOnly\":true,"
+    json_text_raw(p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"readOnly\":true,"
                             "\"mountPath\":\"" INJECT_AWS_TOKEN_DIR "\"}");
     item_end(p, m);
 }
 
 static void plan_sidecar(struct plan *p, const struct inject_options *o) {
-    struct json_text *t = &p->text;
+    struct json_text *t = p->text;
     p->sidecar = (struct item){.name = INJECT_SIDECAR_NAME, .off = t->n};
     json_text_raw(t, "{\"name\":\"" INJECT_SIDECAR_NAME "\",\"image\":");
     put_str(t, o->sidecar_image ? o->sidecar_image : "agentmesh-sidecar");
@@ -335,21 +342,21 @@ static int plan_make(struct plan *p, const struct inject_input *in, const struct
     p->ns = pod_namespace(in);
     p->did = json_str_at(in->identity, "status.did");
     p->native = o->api_minor >= 29;
-    json_text_reserve(&p->text, 2048);   /* all items, sidecar included, in one allocation */
+    json_text_reserve(p->text, 2048);   /* all items, sidecar included, in one allocation */
     env_var(p, "AGENTMESH_PROXY_URL", INJECT_PROXY_URL);
     if (p->did) env_var(p, "AGENTMESH_DID", p->did);
     env_var(p, "AGENTMESH_AGENT", p->agent);
     struct item *v = item_begin(p, p->volumes, &p->n_volumes, INJECT_IDENTITY_VOLUME, NULL);
-    json_text_raw(&p->text, "{\"name\":\"" INJECT_IDENTITY_VOLUME "\",\"secret\":{\"secretName\":\"");
-    json_text_chars(&p->text, p->agent, strlen(p->agent));
-    json_text_raw(&p->text, "-agentmesh-identity\"}}");
+    json_text_raw(p->text, "{\"name\":\"" INJECT_IDENTITY_VOLUME "\",\"secret\":{\"secretName\":\"");
+    json_text_chars(p->text, p->agent, strlen(p->agent));
+    json_text_raw(p->text, "-agentmesh-identity\"}}");
     item_end(p, v);
     p->labels[p->n_labels++] = (struct item){.name = INJECT_LABEL_AGENT, .value = p->agent};
     if (json_is_object(json_at(in->identity, "spec.cloud.azure")))
         p->labels[p->n_labels++] = (struct item){.name = "azure.workload.identity/use", .value = "true"};
     plan_aws(p, json_at(in->identity, "spec.cloud.aws"));
     plan_sidecar(p, o);
-    return p->text.oom ? -1 : 0;
+    return p->text->oom ? -1 : 0;
 }
 
 /* Appends the plan items `add` to the array at `path` inside `existing`
@@ -360,12 +367,12 @@ static void append_items(struct builder *b, const struct plan *p, const char *pa
     if (n == 0) return;
     if (!json_is_array(existing)) {
         op_begin(b, path);
-        json_text_raw(&b->text, "[");
+        json_text_raw(b->text, "[");
         for (size_t i = 0; i < n; i++) {
-            if (i) json_text_raw(&b->text, ",");
-            put_item(&b->text, p, add[i]);
+            if (i) json_text_raw(b->text, ",");
+            put_item(b->text, p, add[i]);
         }
-        json_text_raw(&b->text, "]");
+        json_text_raw(b->text, "]");
         op_end(b);
         return;
     }
@@ -376,9 +383,18 @@ static void append_items(struct builder *b, const struct plan *p, const char *pa
     }
     for (size_t i = 0; i < n; i++) {
         op_begin(b, ptr);
-        put_item(&b->text, p, add[i]);
+        put_item(b->text, p, add[i]);
         op_end(b);
     }
+}
+
+/* append_items at base + "/" + member. */
+static void append_member(struct builder *b, const struct plan *p, const char *base,
+                          const char *member, const json_t *existing,
+                          const struct item *const *add, size_t n) {
+    char path[512];
+    if (ptr_join(path, sizeof path, base, member) != 0) b->oom = 1;
+    else append_items(b, p, path, existing, add, n);
 }
 
 /* Sets string entries (labels, annotations: name → value) of the map at
@@ -389,12 +405,12 @@ static void set_entries(struct builder *b, const char *path, const json_t *exist
     if (!json_is_object(existing)) {
         op_begin(b, path);
         for (size_t i = 0; i < n; i++) {
-            json_text_raw(&b->text, i ? "," : "{");
-            put_str(&b->text, e[i].name);
-            json_text_raw(&b->text, ":");
-            put_str(&b->text, e[i].value);
+            json_text_raw(b->text, i ? "," : "{");
+            put_str(b->text, e[i].name);
+            json_text_raw(b->text, ":");
+            put_str(b->text, e[i].value);
         }
-        json_text_raw(&b->text, n ? "}" : "{}");
+        json_text_raw(b->text, n ? "}" : "{}");
         op_end(b);
         return;
     }
@@ -407,7 +423,7 @@ static void set_entries(struct builder *b, const char *path, const json_t *exist
             return;
         }
         op_begin(b, ptr);
-        put_str(&b->text, e[i].value);
+        put_str(b->text, e[i].value);
         op_end(b);
     }
 }
@@ -457,11 +473,8 @@ static void patch_container(struct builder *b, const struct plan *p, const char 
     for (size_t i = 0; i < p->n_mounts; i++)
         if (!mount_taken(mounts, &p->mounts[i])) add_mounts[n_mounts++] = &p->mounts[i];
     if (n_env + n_mounts > 0 && cname) record(b, &b->rec_containers, cname);
-    char path[512];
-    snprintf(path, sizeof path, "%s/env", base);
-    append_items(b, p, path, env, add_env, n_env);
-    snprintf(path, sizeof path, "%s/volumeMounts", base);
-    append_items(b, p, path, mounts, add_mounts, n_mounts);
+    append_member(b, p, base, "env", env, add_env, n_env);
+    append_member(b, p, base, "volumeMounts", mounts, add_mounts, n_mounts);
 }
 
 static void patch_containers(struct builder *b, const struct plan *p, const json_t *pod,
@@ -469,9 +482,16 @@ static void patch_containers(struct builder *b, const struct plan *p, const json
     const json_t *list = json_object_get(json_object_get(pod, "spec"), field);
     size_t i;
     json_t *c;
+    char list_path[64], base[64], num[24];
+    if (ptr_join(list_path, sizeof list_path, "/spec", field) != 0) {
+        b->oom = 1;
+        return;
+    }
     json_array_foreach(list, i, c) {
-        char base[64];
-        snprintf(base, sizeof base, "/spec/%s/%zu", field, i);
+        if (ptr_join(base, sizeof base, list_path, decimal((long long)i, num)) != 0) {
+            b->oom = 1;
+            return;
+        }
         patch_container(b, p, base, c);
     }
 }
@@ -485,7 +505,7 @@ static void add_sidecar(struct builder *b, const struct plan *p, const json_t *p
         append_items(b, p, "/spec/containers", json_at(pod, "spec.containers"), &sc, 1);
     } else if (json_is_array(json_at(pod, "spec.initContainers"))) {
         op_begin(b, "/spec/initContainers/0");
-        put_item(&b->text, p, sc);
+        put_item(b->text, p, sc);
         op_end(b);
     } else {
         append_items(b, p, "/spec/initContainers", NULL, &sc, 1);
@@ -496,34 +516,33 @@ static void add_metadata(struct builder *b, const struct plan *p, const json_t *
     const json_t *md = json_object_get(pod, "metadata");
     if (!json_is_object(md)) {
         op_begin(b, "/metadata");
-        json_text_raw(&b->text, "{}");
+        json_text_raw(b->text, "{}");
         op_end(b);
         md = NULL;
     }
     for (size_t i = 0; i < p->n_labels; i++) record(b, &b->rec_labels, p->labels[i].name);
     set_entries(b, "/metadata/labels", json_object_get(md, "labels"), p->labels, p->n_labels);
     /* Keys in sorted order, as json_compact() writes them. */
-    struct json_text rec = {0};
-    json_text_raw(&rec, "{\"agent\":");
-    put_str(&rec, p->agent);
-    json_text_raw(&rec, ",\"containers\":");
-    put_names(&rec, &b->rec_containers);
-    json_text_raw(&rec, ",\"env\":");
-    put_names(&rec, &b->rec_env);
-    json_text_raw(&rec, ",\"labels\":");
-    put_names(&rec, &b->rec_labels);
-    json_text_raw(&rec, p->native ? ",\"sidecar\":\"native\",\"volumes\":"
-                                  : ",\"sidecar\":\"container\",\"volumes\":");
-    put_names(&rec, &b->rec_volumes);
-    json_text_raw(&rec, "}");
-    char *text = json_text_finish(&rec);
-    if (!text) {
+    struct json_text *rec = b->record;
+    json_text_reset(rec);
+    json_text_raw(rec, "{\"agent\":");
+    put_str(rec, p->agent);
+    json_text_raw(rec, ",\"containers\":");
+    put_names(rec, &b->rec_containers);
+    json_text_raw(rec, ",\"env\":");
+    put_names(rec, &b->rec_env);
+    json_text_raw(rec, ",\"labels\":");
+    put_names(rec, &b->rec_labels);
+    json_text_raw(rec, p->native ? ",\"sidecar\":\"native\",\"volumes\":"
+                                 : ",\"sidecar\":\"container\",\"volumes\":");
+    put_names(rec, &b->rec_volumes);
+    json_text_raw(rec, "}");
+    if (rec->oom) {
         b->oom = 1;
         return;
     }
-    struct item entry = {.name = INJECT_ANNOTATION_RECORD, .value = text};
+    struct item entry = {.name = INJECT_ANNOTATION_RECORD, .value = rec->p};
     set_entries(b, "/metadata/annotations", json_object_get(md, "annotations"), &entry, 1);
-    free(text);
 }
 
 static void add_volumes(struct builder *b, const struct plan *p, const json_t *pod) {
@@ -538,8 +557,10 @@ static void add_volumes(struct builder *b, const struct plan *p, const json_t *p
     append_items(b, p, "/spec/volumes", have, add, n);
 }
 
-static void build(struct builder *b, const struct inject_input *in, const struct inject_options *o) {
-    struct plan p = {0};
+static void build(struct builder *b, const struct inject_input *in, const struct inject_options *o,
+                  struct json_text *plan_text) {
+    struct plan p = {.text = plan_text};
+    json_text_reset(plan_text);
     if (plan_make(&p, in, o) == 0) {
         char a[64];
         if (!p.did) warn(b, "AgentIdentity %s has no DID yet; AGENTMESH_DID not set", clip(p.agent, a));
@@ -551,7 +572,6 @@ static void build(struct builder *b, const struct inject_input *in, const struct
     } else {
         b->oom = 1;
     }
-    free(p.text.p);
 }
 
 static void warn_no_identity(struct builder *b, const json_t *pod, const char *ns) {
@@ -568,42 +588,46 @@ static void warn_no_identity(struct builder *b, const json_t *pod, const char *n
 
 int inject_pod(const struct inject_input *in, const struct inject_options *o,
                struct inject_result *out) {
-    struct builder b = {.warnings = json_array()};
+    if (out->warnings) json_array_clear(out->warnings);
+    else out->warnings = json_array();
+    struct builder b = {.text = &out->text, .record = &out->record, .warnings = out->warnings};
     names_init(&b.rec_env);
     names_init(&b.rec_containers);
     names_init(&b.rec_volumes);
     names_init(&b.rec_labels);
-    memset(out, 0, sizeof *out);
-    /* One allocation that fits the patch of a typical pod (~3 KiB). */
-    json_text_reserve(&b.text, 4096);
-    json_text_raw(&b.text, "[");
+    out->patch = NULL;
+    out->patch_len = out->ops = 0;
+    out->skip = NULL;
+    json_text_reset(b.text);
+    /* Room for the patch of a typical pod (~3 KiB): one allocation, and none
+     * when the buffer is reused. */
+    json_text_reserve(b.text, 4096);
+    json_text_raw(b.text, "[");
     if (b.warnings) {
         out->skip = inject_precheck(in, o);
         if (!out->skip && !json_str_at(in->identity, "metadata.name")) {
             out->skip = INJECT_SKIP_NO_IDENTITY;
             warn_no_identity(&b, in->pod, pod_namespace(in));
         }
-        if (!out->skip) build(&b, in, o);
+        if (!out->skip) build(&b, in, o, &out->plan);
     }
-    json_text_raw(&b.text, "]");
+    json_text_raw(b.text, "]");
     names_free(&b.rec_env);
     names_free(&b.rec_containers);
     names_free(&b.rec_volumes);
     names_free(&b.rec_labels);
-    out->patch_len = b.text.n;
-    out->patch = json_text_finish(&b.text);
+    if (b.oom || b.text->oom || !b.warnings) return -1;
+    out->patch = b.text->p;
+    out->patch_len = b.text->n;
     out->ops = b.ops;
-    out->warnings = b.warnings;
-    if (b.oom || !b.warnings || !out->patch) {
-        inject_result_free(out);
-        return -1;
-    }
     return 0;
 }
 
 void inject_result_free(struct inject_result *r) {
     if (!r) return;
-    free(r->patch);
+    json_text_free(&r->text);
+    json_text_free(&r->plan);
+    json_text_free(&r->record);
     json_decref(r->warnings);
     memset(r, 0, sizeof *r);
 }

@@ -21,6 +21,8 @@
 
 #include <jansson.h>
 
+#include "webhook/json_text.h"
+
 #define INJECT_SIDECAR_NAME "agentmesh-sidecar"
 #define INJECT_IDENTITY_VOLUME "agentmesh-identity"
 #define INJECT_IDENTITY_DIR "/var/run/agentmesh/identity"
@@ -48,12 +50,16 @@ struct inject_input {
     const json_t *identity;          /* the matching AgentIdentity, or NULL */
 };
 
+/* Zero it before the first inject_pod; passing it again reuses its buffers
+ * (a loop thread keeps one for all its pods), and the previous patch and
+ * warnings are gone. inject_result_free releases it. */
 struct inject_result {
-    char *patch;         /* the JSON Patch as compact JSON text (owned); "[]" when skipped */
+    const char *patch;   /* the JSON Patch as compact JSON text, in `text`; "[]" when skipped */
     size_t patch_len;    /* strlen(patch) */
     size_t ops;          /* operations in it; 0 when skipped */
-    json_t *warnings;    /* array of strings (owned) for the admission reply */
+    json_t *warnings;    /* array of strings for the admission reply */
     const char *skip;    /* NULL when injected, else a static reason (metric label) */
+    struct json_text text, plan, record;   /* the buffers: patch, what is added, the record */
 };
 
 /* Skip reasons, used as the `reason` label of agentmesh_sidecar_injections_total. */
@@ -79,7 +85,7 @@ const char *inject_agent_key(const json_t *pod, int *by_service_account);
  * metadata.name. NULL when neither is a string. */
 const char *inject_identity_sa(const json_t *identity);
 
-/* Decides and builds the patch. 0, or -1 on allocation failure (out freed). */
+/* Decides and builds the patch into `out`. 0, or -1 on allocation failure. */
 int inject_pod(const struct inject_input *in, const struct inject_options *o,
                struct inject_result *out);
 void inject_result_free(struct inject_result *r);

@@ -20,15 +20,11 @@ int json_text_reserve(struct json_text *t, size_t len) {
     return 0;
 }
 
-static void append(struct json_text *t, const char *s, size_t len) {
+void json_text_add(struct json_text *t, const char *s, size_t len) {
     if (json_text_reserve(t, len) != 0) return;
     memcpy(t->p + t->n, s, len);
     t->n += len;
     t->p[t->n] = '\0';
-}
-
-void json_text_raw(struct json_text *t, const char *s) {
-    append(t, s, strlen(s));
 }
 
 /* Room for the worst case (every byte as \u00XX) is reserved once, so the
@@ -67,9 +63,9 @@ void json_text_chars(struct json_text *t, const char *s, size_t len) {
 }
 
 void json_text_string(struct json_text *t, const char *s, size_t len) {
-    append(t, "\"", 1);
+    json_text_add(t, "\"", 1);
     json_text_chars(t, s, len);
-    append(t, "\"", 1);
+    json_text_add(t, "\"", 1);
 }
 
 void json_text_value(struct json_text *t, const json_t *v) {
@@ -79,23 +75,23 @@ void json_text_value(struct json_text *t, const json_t *v) {
     size_t i;
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        append(t, "{", 1);
+        json_text_add(t, "{", 1);
         i = 0;
         json_object_foreach((json_t *)v, k, m) {
-            if (i++) append(t, ",", 1);
+            if (i++) json_text_add(t, ",", 1);
             json_text_string(t, k, strlen(k));
-            append(t, ":", 1);
+            json_text_add(t, ":", 1);
             json_text_value(t, m);
         }
-        append(t, "}", 1);
+        json_text_add(t, "}", 1);
         break;
     case JSON_ARRAY:
-        append(t, "[", 1);
+        json_text_add(t, "[", 1);
         json_array_foreach(v, i, m) {
-            if (i) append(t, ",", 1);
+            if (i) json_text_add(t, ",", 1);
             json_text_value(t, m);
         }
-        append(t, "]", 1);
+        json_text_add(t, "]", 1);
         break;
     case JSON_STRING:
         json_text_string(t, json_string_value(v), json_string_length(v));
@@ -111,10 +107,21 @@ void json_text_value(struct json_text *t, const json_t *v) {
         free(s);
         break;
     }
-    case JSON_TRUE: append(t, "true", 4); break;
-    case JSON_FALSE: append(t, "false", 5); break;
-    case JSON_NULL: append(t, "null", 4); break;
+    case JSON_TRUE: json_text_add(t, "true", 4); break;
+    case JSON_FALSE: json_text_add(t, "false", 5); break;
+    case JSON_NULL: json_text_add(t, "null", 4); break;
     }
+}
+
+void json_text_reset(struct json_text *t) {
+    t->n = 0;
+    t->oom = 0;
+    if (t->p) t->p[0] = '\0';
+}
+
+void json_text_free(struct json_text *t) {
+    free(t->p);
+    *t = (struct json_text){0};
 }
 
 char *json_text_finish(struct json_text *t) {

@@ -42,45 +42,48 @@ struct spec {
 };
 struct field {
     const char *name;
+    size_t len;
     const struct spec *spec;
 };
+/* A field's name and its length, counted by the compiler. */
+#define F(name) name, sizeof name - 1
 
 static const struct spec skip = {SKIP, NULL, NULL};
 static const struct spec full = {FULL, NULL, NULL};
-static const struct spec empty = {FIELDS, (const struct field[]){{NULL, NULL}}, NULL};
+static const struct spec empty = {FIELDS, (const struct field[]){{NULL, 0, NULL}}, NULL};
 
 /* The pod fields inject.c reads (the list in inject.h). */
 static const struct spec env_var = {FIELDS, (const struct field[]){
-    {"name", &full}, {"value", &full}, {NULL, NULL}}, NULL};
+    {F("name"), &full}, {F("value"), &full}, {NULL, 0, NULL}}, NULL};
 static const struct spec mount = {FIELDS, (const struct field[]){
-    {"name", &full}, {"mountPath", &full}, {NULL, NULL}}, NULL};
+    {F("name"), &full}, {F("mountPath"), &full}, {NULL, 0, NULL}}, NULL};
 static const struct spec container = {FIELDS, (const struct field[]){
-    {"name", &full},
-    {"env", &(const struct spec){EACH, NULL, &env_var}},
-    {"volumeMounts", &(const struct spec){EACH, NULL, &mount}},
-    {NULL, NULL}}, NULL};
+    {F("name"), &full},
+    {F("env"), &(const struct spec){EACH, NULL, &env_var}},
+    {F("volumeMounts"), &(const struct spec){EACH, NULL, &mount}},
+    {NULL, 0, NULL}}, NULL};
 static const struct spec containers = {EACH, NULL, &container};
-static const struct spec volume = {FIELDS, (const struct field[]){{"name", &full}, {NULL, NULL}}, NULL};
+static const struct spec volume = {FIELDS, (const struct field[]){{F("name"), &full}, {NULL, 0, NULL}}, NULL};
 static const struct spec pod = {FIELDS, (const struct field[]){
-    {"metadata", &(const struct spec){FIELDS, (const struct field[]){
-        {"name", &full}, {"generateName", &full}, {"namespace", &full},
-        {"labels", &full}, {"annotations", &full}, {NULL, NULL}}, NULL}},
-    {"spec", &(const struct spec){FIELDS, (const struct field[]){
-        {"hostNetwork", &full}, {"serviceAccountName", &full}, {"serviceAccount", &full},
-        {"volumes", &(const struct spec){EACH, NULL, &volume}},
-        {"containers", &containers}, {"initContainers", &containers}, {NULL, NULL}}, NULL}},
-    {NULL, NULL}}, NULL};
+    {F("metadata"), &(const struct spec){FIELDS, (const struct field[]){
+        {F("name"), &full}, {F("generateName"), &full}, {F("namespace"), &full},
+        {F("labels"), &full}, {F("annotations"), &full}, {NULL, 0, NULL}}, NULL}},
+    {F("spec"), &(const struct spec){FIELDS, (const struct field[]){
+        {F("hostNetwork"), &full}, {F("serviceAccountName"), &full}, {F("serviceAccount"), &full},
+        {F("volumes"), &(const struct spec){EACH, NULL, &volume}},
+        {F("containers"), &containers}, {F("initContainers"), &containers}, {NULL, 0, NULL}}, NULL}},
+    {NULL, 0, NULL}}, NULL};
 
 /* The envelope admission_decode_doc() checks; oldObject only for its type. */
 static const struct spec review = {FIELDS, (const struct field[]){
-    {"apiVersion", &full}, {"kind", &full},
-    {"request", &(const struct spec){FIELDS, (const struct field[]){
-        {"uid", &full}, {"operation", &full}, {"namespace", &full}, {"name", &full},
-        {"dryRun", &full}, {"object", &pod}, {"oldObject", &empty},
-        {"kind", &(const struct spec){FIELDS, (const struct field[]){
-            {"group", &full}, {"kind", &full}, {NULL, NULL}}, NULL}},
-        {NULL, NULL}}, NULL}},
-    {NULL, NULL}}, NULL};
+    {F("apiVersion"), &full}, {F("kind"), &full},
+    {F("request"), &(const struct spec){FIELDS, (const struct field[]){
+        {F("uid"), &full}, {F("operation"), &full}, {F("namespace"), &full}, {F("name"), &full},
+        {F("dryRun"), &full}, {F("object"), &pod}, {F("oldObject"), &empty},
+        {F("kind"), &(const struct spec){FIELDS, (const struct field[]){
+            {F("group"), &full}, {F("kind"), &full}, {NULL, 0, NULL}}, NULL}},
+        {NULL, 0, NULL}}, NULL}},
+    {NULL, 0, NULL}}, NULL};
 
 struct scan {
     const char *p, *end;
@@ -112,6 +115,13 @@ static long hex4(const char *p) {
     return v;
 }
 
+/* The bytes a string holds as they are: printable ASCII but the quote and
+ * the backslash. One table lookup per byte in the loop that skips them
+ * (most of a review is string bytes). */
+static const unsigned char plain[256] = {
+    [' ' ... '!'] = 1, ['#' ... '['] = 1, [']' ... 0x7f] = 1,   /* all but '"' and '\\' */
+};
+
 /* Scans the string at s->p (on its opening quote): the raw bytes between
  * the quotes in *start and *len, *escaped when a backslash occurs. */
 static int string(struct scan *s, const char **start, size_t *len, int *escaped) {
@@ -119,14 +129,11 @@ static int string(struct scan *s, const char **start, size_t *len, int *escaped)
     *escaped = 0;
     *start = p;
     for (;;) {
+        while (p < s->end && plain[(unsigned char)*p]) p++;
         if (p >= s->end) return -1;
         unsigned char c = (unsigned char)*p;
         if (c == '"') break;
-        if (c < 0x20 || c >= 0x80) return -1;
-        if (c != '\\') {
-            p++;
-            continue;
-        }
+        if (c != '\\') return -1;   /* a control byte, or >= 0x80 */
         *escaped = 1;
         if (p + 1 >= s->end) return -1;
         char e = p[1];
@@ -214,7 +221,7 @@ static int literal(struct scan *s, const char *word, json_t *v, json_t **out) {
 static const struct spec *member_spec(const struct spec *sp, const char *key, size_t len) {
     if (sp->shape == FULL) return &full;
     for (const struct field *f = sp->fields; f->name; f++)
-        if (strlen(f->name) == len && memcmp(f->name, key, len) == 0) return f->spec;
+        if (f->len == len && memcmp(f->name, key, len) == 0) return f->spec;
     return &skip;
 }
 
@@ -250,12 +257,7 @@ static int object(struct scan *s, const struct spec *sp, json_t *obj) {
         const struct spec *child = obj ? member_spec(sp, k, klen) : &skip;
         json_t *v = NULL;
         if (value(s, child, child == &skip ? NULL : &v) != 0) return -1;
-        if (v) {
-            char name[MAX_KEY_LEN + 1];
-            memcpy(name, k, klen);
-            name[klen] = '\0';
-            if (json_object_set_new_nocheck(obj, name, v) != 0) return -1;
-        }
+        if (v && json_object_setn_new_nocheck(obj, k, klen, v) != 0) return -1;
         ws(s);
         if (s->p < s->end && *s->p == ',') {
             s->p++;

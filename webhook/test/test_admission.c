@@ -3,6 +3,7 @@
 #include "webhook/admission.h"
 
 #include "common/json.h"
+#include "webhook/json_text.h"
 
 #include <check.h>
 #include <openssl/evp.h>
@@ -17,6 +18,16 @@ static const char *review_v1 =
     "\"namespace\":\"team-a\",\"operation\":\"CREATE\",\"dryRun\":true,"
     "\"object\":{\"metadata\":{\"generateName\":\"agent-\"},\"spec\":{\"containers\":[]}},"
     "\"oldObject\":null}}";
+
+/* The reply as a string of its own (caller frees), or NULL. */
+static char *encode(const struct admission_request *r, const struct admission_response *resp) {
+    struct json_text t = {0};
+    if (admission_encode(&t, r, resp) != 0) {
+        json_text_free(&t);
+        return NULL;
+    }
+    return json_text_finish(&t);
+}
 
 START_TEST(decode_v1) {
     struct admission_request r;
@@ -99,7 +110,7 @@ START_TEST(decode_delete_v1beta1) {
     ck_assert_ptr_nonnull(r.old_object);
     ck_assert_str_eq(r.group, "agentmesh.io");
     struct admission_response resp = {.allowed = 1};
-    char *out = admission_encode(&r, &resp);
+    char *out = encode(&r, &resp);
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_str_eq(json_str_at(j, "apiVersion"), "admission.k8s.io/v1beta1");
     ck_assert_str_eq(json_str_at(j, "response.uid"), "u1");
@@ -119,7 +130,7 @@ START_TEST(encode_patch) {
     json_t *warnings = json_pack("[s]", "no DID yet");
     struct admission_response resp = {.allowed = 1, .patch = patch, .patch_len = strlen(patch),
                                       .warnings = warnings};
-    char *out = admission_encode(&r, &resp);
+    char *out = encode(&r, &resp);
     ck_assert_ptr_nonnull(out);
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_str_eq(json_str_at(j, "kind"), "AdmissionReview");
@@ -139,7 +150,7 @@ START_TEST(encode_patch) {
 
     /* No patch: no patchType either. */
     resp = (struct admission_response){.allowed = 1};
-    out = admission_encode(&r, &resp);
+    out = encode(&r, &resp);
     j = json_loads(out, 0, NULL);
     ck_assert_ptr_null(json_at(j, "response.patchType"));
     ck_assert_ptr_null(json_at(j, "response.warnings"));
@@ -157,7 +168,7 @@ START_TEST(encode_deny) {
     const char *patch = "[{\"op\":\"add\",\"path\":\"/x\",\"value\":\"y\"}]";
     struct admission_response resp = {.allowed = 0, .patch = patch, .patch_len = strlen(patch),
                                       .message = "spec.sponsor: must be an e-mail address"};
-    char *out = admission_encode(&r, &resp);
+    char *out = encode(&r, &resp);
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_int_eq(json_bool_at(j, "response.allowed", 1), 0);
     ck_assert_int_eq(json_int_at(j, "response.status.code", 0), 403);
@@ -165,6 +176,30 @@ START_TEST(encode_deny) {
     ck_assert_ptr_null(json_at(j, "response.patch"));   /* never patch a denied object */
     json_decref(j);
     free(out);
+    admission_request_free(&r);
+}
+END_TEST
+
+/* A reply written into a buffer that held a longer one is the same text
+ * as in a fresh buffer: nothing of the first shows through. */
+START_TEST(encode_reuses_buffer) {
+    struct admission_request r;
+    char err[128];
+    ck_assert_int_eq(admission_decode(review_v1, strlen(review_v1), &r, err, sizeof err), 0);
+    char patch[3000];
+    memset(patch, 'x', sizeof patch - 1);
+    patch[sizeof patch - 1] = '\0';
+    struct admission_response big = {.allowed = 1, .patch = patch, .patch_len = strlen(patch)};
+    struct admission_response deny = {.allowed = 0, .message = "no"};
+    struct json_text t = {0};
+    ck_assert_int_eq(admission_encode(&t, &r, &big), 0);
+    ck_assert_uint_gt(t.n, 4000);
+    char *fresh = encode(&r, &deny);
+    ck_assert_int_eq(admission_encode(&t, &r, &deny), 0);
+    ck_assert_uint_eq(t.n, strlen(fresh));
+    ck_assert_str_eq(t.p, fresh);
+    free(fresh);
+    json_text_free(&t);
     admission_request_free(&r);
 }
 END_TEST
@@ -178,6 +213,7 @@ int main(void) {
     tcase_add_test(tc, decode_delete_v1beta1);
     tcase_add_test(tc, encode_patch);
     tcase_add_test(tc, encode_deny);
+    tcase_add_test(tc, encode_reuses_buffer);
     suite_add_tcase(s, tc);
     return check_run(s, CK_FORK_GETENV);
 }

@@ -8,6 +8,9 @@
  * must be byte for byte the fixture's compact JSON, apply cleanly to the pod (RFC 6902, strict applier), leave a
  * well-formed pod (unique names, identity Secret only in the sidecar), and a
  * second run over the patched pod must produce an empty patch (reinvocation).
+ * The cases run one after another through one inject_result, as the
+ * webhook's loop threads reuse theirs, so a buffer carrying anything over
+ * from the case before shows as a byte difference.
  * UPDATE_GOLDEN=1 rewrites the .patch.json files (review the diff!). */
 #include "common/test/check_run.h"
 #include "webhook/inject.h"
@@ -104,15 +107,16 @@ static json_t *parse_patch(const struct inject_result *r) {
     return p;
 }
 
-static void run_case(const char *name) {
+static void run_case(const char *name, struct inject_result *shared) {
     json_t *cs = load(name, "case", 1), *pod = load(name, "pod", 1);
     json_t *agent = load(name, "agent", 0);
     struct inject_options o = case_opts(cs);
     struct inject_input in = {.pod = pod, .namespace = json_str_at(cs, "namespace"),
                               .namespace_labels = json_object_get(cs, "namespaceLabels"),
                               .identity = agent};
-    struct inject_result r;
-    ck_assert_int_eq(inject_pod(&in, &o, &r), 0);
+    struct inject_result *rp = shared, r;
+    ck_assert_int_eq(inject_pod(&in, &o, rp), 0);
+    r = *rp;
     json_t *patch = parse_patch(&r);
 
     if (getenv("UPDATE_GOLDEN")) write_golden(name, patch);
@@ -136,7 +140,7 @@ static void run_case(const char *name) {
     assert_well_formed(patched);
 
     /* Reinvocation / re-submission: nothing more to add. */
-    struct inject_result again;
+    struct inject_result again = {0};
     in.pod = patched;
     ck_assert_int_eq(inject_pod(&in, &o, &again), 0);
     ck_assert_msg(again.ops == 0 && strcmp(again.patch, "[]") == 0, "%s: second run patched again",
@@ -144,7 +148,6 @@ static void run_case(const char *name) {
     if (!r.skip) ck_assert_str_eq(again.skip, INJECT_SKIP_ALREADY);
 
     inject_result_free(&again);
-    inject_result_free(&r);
     json_decref(patch);
     json_decref(patched);
     json_decref(want);
@@ -157,6 +160,7 @@ START_TEST(golden_cases) {
     DIR *d = opendir(CASE_DIR);
     ck_assert_ptr_nonnull(d);
     int n = 0;
+    struct inject_result shared = {0};
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
@@ -164,10 +168,11 @@ START_TEST(golden_cases) {
         if (len <= strlen(suffix) || strcmp(e->d_name + len - strlen(suffix), suffix) != 0) continue;
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(len - strlen(suffix)), e->d_name);
-        run_case(name);
+        run_case(name, &shared);
         n++;
     }
     closedir(d);
+    inject_result_free(&shared);
     ck_assert_int_ge(n, 15);
 }
 END_TEST
@@ -202,7 +207,7 @@ START_TEST(pointer_escaping) {
     json_t *agent = json_pack("{s:{s:s}, s:{s:{s:{s:s}}}}", "metadata", "name", "alpha", "spec",
                               "cloud", "azure", "clientId", "00000000-0000-0000-0000-000000000000");
     struct inject_input in = {.pod = pod, .namespace = "ns", .identity = agent};
-    struct inject_result r;
+    struct inject_result r = {0};
     ck_assert_int_eq(inject_pod(&in, &base_opts, &r), 0);
     json_t *patch = parse_patch(&r);
     int saw_agent = 0, saw_azure = 0, saw_record = 0;
@@ -236,7 +241,7 @@ START_TEST(record_annotation) {
     json_t *agent = json_pack("{s:{s:s}, s:{s:s}}", "metadata", "name", "alpha", "status", "did",
                               "did:mesh:00112233445566778899aabbccddeeff");
     struct inject_input in = {.pod = pod, .namespace = "ns", .identity = agent};
-    struct inject_result r;
+    struct inject_result r = {0};
     struct inject_options o = base_opts;
     o.api_minor = 29;
     ck_assert_int_eq(inject_pod(&in, &o, &r), 0);
@@ -275,7 +280,7 @@ START_TEST(warning_cuts_at_character) {
                               "did:mesh:00112233445566778899aabbccddeeff");
     ck_assert_ptr_nonnull(pod);
     struct inject_input in = {.pod = pod, .namespace = "ns", .identity = agent};
-    struct inject_result r;
+    struct inject_result r = {0};
     ck_assert_int_eq(inject_pod(&in, &base_opts, &r), 0);
     ck_assert_ptr_null(r.skip);
     ck_assert_uint_eq(json_array_size(r.warnings), 1);

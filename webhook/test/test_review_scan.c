@@ -63,7 +63,7 @@ static void assert_same_injection(const struct admission_request *fast,
                                .sidecar_image = "sidecar:test", .controller_url = "https://c:8080"};
     struct inject_input in = {.pod = fast->object, .namespace = fast->namespace,
                               .namespace_labels = labels, .identity = identity};
-    struct inject_result a, b;
+    struct inject_result a = {0}, b = {0};
     ck_assert_int_eq(inject_pod(&in, &o, &a), 0);
     in.pod = slow->object;
     ck_assert_int_eq(inject_pod(&in, &o, &b), 0);
