@@ -16,7 +16,17 @@
 #      on an unknown path (same TLS, HTTP and wrk, no webhook work), so a
 #      p99 can be read against what the machine gives any request;
 #   6. the machine itself, before and after: how late a 1 ms sleep wakes
-#      up (wake_probe), and the cores' busy and steal time per run.
+#      up (wake_probe), and the cores' busy and steal time per run;
+#   7. the server's CPU per request at the fixed rate too (cold caches and a
+#      wake-up per request make it dearer than at saturation).
+# With AWAKE=1 every round runs the fixed-rate runs twice: as they are, and
+# "awake", with one `nice -n 19` busy loop per core running meanwhile, so
+# the vCPUs never halt and a wake-up costs no VM exit (this VM idles in
+# HLT: a halted vCPU takes the hypervisor ~1 ms or more to wake at p99).
+# The busy loops only get what nobody else wants, but they keep the cores
+# busy, so "cores busy" reads ~100% there. The medians close the output for
+# each condition, so the machine's halt/wake latency and ours separate in
+# one run (a wake probe is taken awake as well).
 # One server per scheduler slice in SLICES (the server's --sched-slice-us:
 # 100 is the controller's default, 0 the kernel's), all up at once; the
 # fixed-rate runs and their floors alternate between them for ROUNDS rounds
@@ -40,7 +50,7 @@
 #      for a before/after; then nothing is built; it must know
 #      --sched-slice-us), CONTROLLER and KUBECONFIG (above; the controllers
 #      listen on PORT+20..., metrics PORT+30...), OPNS (default
-#      agentmesh-bench-webhook).
+#      agentmesh-bench-webhook), AWAKE (0, or 1: above).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
@@ -51,13 +61,16 @@ SLICES=${SLICES:-100 0}
 ROUNDS=${ROUNDS:-1}
 CONTROLLER=${CONTROLLER:-}
 OPNS=${OPNS:-agentmesh-bench-webhook}
+AWAKE=${AWAKE:-0}
 AGNHOST=${AGNHOST:-$HOME/.cache/agentmesh/kube-1.20.2/bin/agnhost}
 WORK=$(mktemp -d)
 PIDS=()
+SPINNERS=()
 # The servers are started from $(...) subshells, so they are not our
 # children to wait for: poll until they are gone (a controller takes a few
 # seconds to stop) before their files go.
 cleanup() {
+  awake_off
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do
     for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -128,12 +141,29 @@ saturation() {
     "$(awk '$1=="99%"{print $2}' <<<"$out")" "$cpu" "$(awk '/^non200/{print $2}' <<<"$out")"
 }
 
-# fixed <url>: "<req/s> <p50> <p99> <non-200>" at ≈ 1,000 req/s (10 connections, 10 ms pause each).
+# fixed <url>: "<req/s> <p50> <p99> <non-200> <requests>" at ≈ 1,000 req/s
+# (10 connections, 10 ms pause each).
 fixed() {
   local out
   export REVIEW_FILE=$WORK/review.json
   out=$(PAUSE_MS=10 wrk -t1 -c10 -d"${DURATION}s" --latency -s "$WORK/post.lua" "$1")
-  awk '/^Requests\/sec/{r=$2} $1=="50%"{p50=$2} $1=="99%"{p99=$2} /^non200/{n=$2} END{print r, p50, p99, n}' <<<"$out"
+  awk '/^Requests\/sec/{r=$2} $1=="50%"{p50=$2} $1=="99%"{p99=$2} /^non200/{n=$2} / requests in /{q=$1}
+    END{print r, p50, p99, n, q}' <<<"$out"
+}
+
+# awake_on / awake_off: one nice-19 busy loop per core (AWAKE=1), so the
+# vCPUs never halt while they run.
+awake_on() {
+  for _ in $(seq "$(nproc)"); do
+    nice -n 19 sh -c 'while :; do :; done' &
+    SPINNERS+=($!)
+  done
+}
+awake_off() {
+  [ "${#SPINNERS[@]}" -gt 0 ] || return 0
+  kill "${SPINNERS[@]}" 2>/dev/null || true
+  wait "${SPINNERS[@]}" 2>/dev/null || true
+  SPINNERS=()
 }
 
 # peak_rss <pid>: VmHWM of the process.
@@ -153,10 +183,14 @@ start_server() {
   echo "$pid"
 }
 
-# median_range <values in us...>: "median (min-max)" in ms.
+# median_range ms|us <values in us...>: "median (min-max)" in that unit.
 median_range() {
-  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2;
-    printf "%.2f ms (%.2f-%.2f)", m/1e3, v[1]/1e3, v[NR]/1e3}'
+  local unit=$1
+  shift
+  [ "$#" -gt 0 ] || { printf 'n/a'; return; }
+  printf '%s\n' "$@" | sort -n | awk -v unit="$unit" '{v[NR]=$1} END{m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2;
+    if (unit == "ms") printf "%.2f ms (%.2f-%.2f)", m/1e3, v[1]/1e3, v[NR]/1e3;
+    else printf "%.0f us (%.0f-%.0f)", m, v[1], v[NR]}'
 }
 
 # start_controller <slice us> <webhook port> <metrics port>: an
@@ -250,36 +284,62 @@ if [ -n "$CONTROLLER" ]; then
   done
 fi
 
+conditions=(normal)
+if [ "$AWAKE" = 1 ]; then conditions+=(awake); fi
 echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores," \
-  "slices (us, 0 = kernel's): $SLICES, $ROUNDS round(s) at the fixed rate"
+  "slices (us, 0 = kernel's): $SLICES, $ROUNDS round(s) at the fixed rate, conditions: ${conditions[*]}"
 wake_probe before
+if [ "$AWAKE" = 1 ]; then awake_on; wake_probe awake; awake_off; fi
 for t in "${targets[@]}"; do saturation "${label[$t]}" "https://127.0.0.1:${port[$t]}/mutate-pods" "${pid[$t]}"; done
 # The fixed-rate runs alternate between the targets, round after round, so a
-# neighbour's burst on the shared machine does not land on one side only.
+# neighbour's burst on the shared machine does not land on one side only;
+# with AWAKE=1 each round runs every target as is and then awake.
 # Each webhook run is followed by the floor from the same listener: a 404 on
 # an unknown path (same TLS, HTTP and wrk, no webhook work), what the
 # machine gives any request at that moment. The cores' busy and steal time
 # (the hypervisor running someone else on our vCPUs) over the webhook run
-# say what that moment was like.
-declare -A p99s floors
+# say what that moment was like; the server's CPU over it, per request, what
+# a request cost at this rate.
+# run_name <target> <condition>: the target's label, marked when awake.
+run_name() { if [ "$2" = awake ]; then echo "${label[$1]} (awake)"; else echo "${label[$1]}"; fi; }
+declare -A p50s p99s fp50s fp99s cpus
+hz=$(getconf CLK_TCK)
 for _ in $(seq "$ROUNDS"); do
-  for t in "${targets[@]}"; do
-    read -r b0 st0 tot0 < <(cpu_sample)
-    read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:${port[$t]}/mutate-pods")
-    read -r b1 st1 tot1 < <(cpu_sample)
-    read -r frps fp50 fp99 _ < <(fixed "https://127.0.0.1:${port[$t]}/no-such-path")
-    printf '%-26s at %s req/s: p50 %s p99 %s (non-200 %s) | floor (404) at %s req/s: p50 %s p99 %s | cores busy %s%%, steal %s%%\n' \
-      "${label[$t]}" "$rps" "$p50" "$p99" "$bad" "$frps" "$fp50" "$fp99" \
-      $((100 * (b1 - b0) / (tot1 - tot0))) $((100 * (st1 - st0) / (tot1 - tot0)))
-    p99s[$t]+=" $(us "$p99")"
-    floors[$t]+=" $(us "$fp99")"
+  for c in "${conditions[@]}"; do
+    if [ "$c" = awake ]; then awake_on; fi
+    for t in "${targets[@]}"; do
+      k="$t $c"
+      name=$(run_name "$t" "$c")
+      read -r b0 st0 tot0 < <(cpu_sample)
+      ticks0=$(cpu_ticks "${pid[$t]}")
+      read -r rps p50 p99 bad nreq < <(fixed "https://127.0.0.1:${port[$t]}/mutate-pods")
+      ticks1=$(cpu_ticks "${pid[$t]}")
+      read -r b1 st1 tot1 < <(cpu_sample)
+      read -r frps fp50 fp99 _ _ < <(fixed "https://127.0.0.1:${port[$t]}/no-such-path")
+      cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v n="$nreq" 'BEGIN{printf "%.0f", t / hz * 1e6 / n}')
+      printf '%-34s at %s req/s: p50 %s p99 %s (non-200 %s) CPU %s us/req | floor (404) at %s req/s: p50 %s p99 %s | cores busy %s%%, steal %s%%\n' \
+        "$name" "$rps" "$p50" "$p99" "$bad" "$cpu" "$frps" "$fp50" "$fp99" \
+        $((100 * (b1 - b0) / (tot1 - tot0))) $((100 * (st1 - st0) / (tot1 - tot0)))
+      p50s[$k]+=" $(us "$p50")"
+      p99s[$k]+=" $(us "$p99")"
+      fp50s[$k]+=" $(us "$fp50")"
+      fp99s[$k]+=" $(us "$fp99")"
+      cpus[$k]+=" $cpu"
+    done
+    awake_off
   done
 done
 wake_probe after
-for t in "${targets[@]}"; do
-  # shellcheck disable=SC2086 # word splitting wanted: the list of runs
-  printf '%-26s p99 median %s | floor p99 median %s | peak RSS %s\n' "${label[$t]}" \
-    "$(median_range ${p99s[$t]})" "$(median_range ${floors[$t]})" "$(peak_rss "${pid[$t]}")"
+for c in "${conditions[@]}"; do
+  for t in "${targets[@]}"; do
+    k="$t $c"
+    name=$(run_name "$t" "$c")
+    # shellcheck disable=SC2086 # word splitting wanted: the list of runs
+    printf '%-34s p50 median %s, p99 median %s | floor p50 %s, p99 %s | CPU at the fixed rate %s/req | peak RSS %s\n' \
+      "$name" "$(median_range ms ${p50s[$k]})" "$(median_range ms ${p99s[$k]})" \
+      "$(median_range ms ${fp50s[$k]})" "$(median_range ms ${fp99s[$k]})" "$(median_range us ${cpus[$k]})" \
+      "$(peak_rss "${pid[$t]}")"
+  done
 done
 
 if [ -x "$AGNHOST" ]; then
@@ -291,7 +351,7 @@ if [ -x "$AGNHOST" ]; then
   agn_pid=$!
   for _ in $(seq 50); do curl -sk "https://127.0.0.1:$((PORT + 1))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   saturation agnhost "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar" "$agn_pid"
-  read -r rps p50 p99 bad < <(fixed "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar")
+  read -r rps p50 p99 bad _ < <(fixed "https://127.0.0.1:$((PORT + 1))/mutating-pods-sidecar")
   printf '%-26s at %s req/s: p50 %s p99 %s (non-200 %s) | peak RSS %s\n' agnhost "$rps" "$p50" "$p99" "$bad" \
     "$(peak_rss "$agn_pid")"
 else

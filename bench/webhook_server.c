@@ -27,14 +27,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *fixed_identity;
+/* Like the controller's lookups, which hand out references to what their
+ * informer caches hold, these allocate nothing per request. */
+static json_t *fixed_identity, *fixed_labels;
 
 static json_t *bench_identity(const char *ns, const char *key, int by_sa, void *arg) {
     return json_incref(fixed_identity);
 }
 
 static json_t *bench_labels(const char *ns, void *arg) {
-    return json_pack("{s:s}", "agentmesh.io/inject", "enabled");
+    return json_incref(fixed_labels);
 }
 
 struct args {
@@ -104,9 +106,10 @@ int main(int argc, char **argv) {
         "\"cloud\":{\"aws\":{\"roleArn\":\"arn:aws:iam::123456789012:role/agent-alpha\","
         "\"stsRegionalEndpoints\":true,\"injectToken\":true}}},"
         "\"status\":{\"did\":\"did:mesh:00112233445566778899aabbccddeeff\"}}", 0, NULL);
+    fixed_labels = json_pack("{s:s}", "agentmesh.io/inject", "enabled");
     struct kube_client *kube = a.kubeconfig ? connect_api(a.kubeconfig) : NULL;
     SSL_CTX *ctx = make_tls(a.ca_out);
-    if (!fixed_identity || (a.kubeconfig && !kube) || !ctx) return 1;
+    if (!fixed_identity || !fixed_labels || (a.kubeconfig && !kube) || !ctx) return 1;
 
     signal(SIGPIPE, SIG_IGN);   /* a client closing mid-reply must not kill us */
     sigset_t stop;
@@ -142,5 +145,6 @@ int main(int argc, char **argv) {
     SSL_CTX_free(ctx);
     kube_client_free(kube);
     json_decref(fixed_identity);
+    json_decref(fixed_labels);
     return rc;
 }
