@@ -674,6 +674,7 @@ struct redis_async {
     struct redis_options opt;        /* strings below are owned copies */
     char *url, *ca_file;
     struct bufferevent *bev;         /* NULL while disconnected */
+    int plain;                       /* bev is a plain socket (no TLS): commands are written at once */
     redisReader *reader;
     struct pending *head, *tail;     /* commands in flight, oldest first */
     int64_t retry_at;                /* no connect attempt before (monotonic ms) */
@@ -807,6 +808,7 @@ static int async_connect(struct redis_async *a, char *err, size_t errlen)
     }
     if (c->ssl)
         bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
+    a->plain = !c->ssl;
     a->reader = c->reader;    /* the bufferevent owns fd and session now; we keep the reader */
     c->reader = NULL;
     c->fd = -1;
@@ -838,6 +840,21 @@ int redis_async_command(struct redis_async *a, int argc, const char **argv, cons
         return -1;
     }
     redisFreeCommand(cmd);
+    /* Plain sockets: write now rather than when the loop next polls, so
+     * Redis (on another core, or across the network) works on this command
+     * while the loop goes on with the rest of its batch — each request
+     * handled in a turn otherwise waited for the whole turn before its
+     * command left. What does not fit stays queued for the bufferevent;
+     * an error shows on its next read or write. We set no write callback,
+     * so draining the buffer here skips nothing; the socket bufferevent
+     * keeps its output's front frozen between its own writes, as here.
+     * (TLS: OpenSSL's bufferevent writes records itself.) */
+    if (a->plain) {
+        struct evbuffer *out = bufferevent_get_output(a->bev);
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(a->bev));
+        evbuffer_freeze(out, 1);
+    }
     *p = (struct pending){fn, arg, NULL};
     if (!a->head)    /* the reply timer counts from now, not from the last idle read */
         bufferevent_set_timeouts(a->bev, &a->io_timeout, NULL);

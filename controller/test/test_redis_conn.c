@@ -134,6 +134,7 @@ END_TEST
  * (silent), or closes the connection after close_after replies. */
 struct fake {
     int lfd, port, silent, close_after;
+    int received;               /* commands read so far (atomic) */
     pthread_t thread;
 };
 
@@ -148,6 +149,7 @@ static void fake_serve(struct fake *f, int fd)
         void *cmd = NULL;
         while (redisReaderGetReply(rd, &cmd) == REDIS_OK && cmd) {
             freeReplyObject(cmd);
+            __atomic_add_fetch(&f->received, 1, __ATOMIC_RELAXED);
             if (f->silent)
                 continue;
             char out[32];
@@ -245,6 +247,27 @@ START_TEST(async_pipelines_in_order)
     redis_async_free(a);
     ck_assert_int_eq(s.calls, 50);   /* nothing left to fail */
     event_base_free(s.base);   /* closes the socket: libevent finalizes a freed bufferevent there */
+    fake_stop(&f);
+}
+END_TEST
+
+/* Over plain TCP a command is on the wire when redis_async_command returns,
+ * before the loop polls again: the server works on it while the loop goes on. */
+START_TEST(async_writes_at_once)
+{
+    struct fake f = {0};
+    fake_start(&f);
+    struct seen s = {.base = event_base_new(), .want = 3};
+    struct redis_async *a = async_to(s.base, f.port, 0);
+    queue(a, &s, 3);           /* the loop has not run */
+    for (int i = 0; i < 200 && __atomic_load_n(&f.received, __ATOMIC_RELAXED) < 3; i++)
+        usleep(10000);
+    ck_assert_int_eq(__atomic_load_n(&f.received, __ATOMIC_RELAXED), 3);
+    run_until_done(&s);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(s.values[i], i);
+    redis_async_free(a);
+    event_base_free(s.base);
     fake_stop(&f);
 }
 END_TEST
@@ -360,6 +383,7 @@ int main(void)
     tcase_add_test(tc, dead_server_fails_fast);
     tcase_add_test(tc, silent_server_times_out);
     tcase_add_test(tc, async_pipelines_in_order);
+    tcase_add_test(tc, async_writes_at_once);
     tcase_add_test(tc, async_silent_server_fails_in_flight);
     tcase_add_test(tc, async_dead_server_fails_fast);
     tcase_add_test(tc, async_slow_connect_backs_off);
