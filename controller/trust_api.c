@@ -14,11 +14,10 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/request_body.h"
+#include "controller/trust_engine_text.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -601,77 +600,10 @@ static int apply_first(struct trust_api *api, const char *did, const struct trus
     return trust_store_apply(s, did, sig, st, err, errlen);
 }
 
-/* "%.17g" of v when it prints in fixed notation (1e-3 <= v < 1e15, the
- * range of trust dimensions), from exact integer arithmetic: v = m * 2^e,
- * so v * 10^q = (m * 10^q) >> -e with the remainder deciding the rounding
- * (to nearest, ties to even, as glibc's printf does). glibc's exact
- * multi-precision conversion was most of a signal reply's CPU. Its length,
- * or 0 when v is outside that range (the caller uses snprintf). */
-static int fixed17(char out[32], double v) {
-    if (!(v >= 1e-3 && v < 1e15)) return 0;
-    int e2;
-    double f = frexp(v, &e2);                          /* v = f * 2^e2, f in [0.5, 1) */
-    uint64_t m = (uint64_t)ldexp(f, 53);               /* exact: 53 bits */
-    int shift = 53 - e2;                               /* v = m >> shift; 3 <= shift <= 63 here */
-    int x = (int)floor(log10(v));                      /* decimal exponent, corrected below */
-    static const uint64_t ten[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
-                                     10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
-                                     100000000000ULL, 1000000000000ULL, 10000000000000ULL,
-                                     100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
-                                     100000000000000000ULL, 1000000000000000000ULL,
-                                     10000000000000000000ULL};
-    uint64_t d = 0;
-    for (int tries = 0; tries < 3; tries++) {
-        int q = 16 - x;                                /* 17 digits: d = round(v * 10^q) */
-        if (q < 0 || q > 19) return 0;
-        unsigned __int128 n = (unsigned __int128)m * ten[q];
-        unsigned __int128 half = (unsigned __int128)1 << (shift - 1), rem = n & ((half << 1) - 1);
-        d = (uint64_t)(n >> shift);
-        if (d < ten[16]) { x--; continue; }
-        if (d >= ten[17]) { x++; continue; }
-        if (rem > half || (rem == half && (d & 1))) d++;
-        if (d == ten[17]) {                            /* rounded up to a new digit */
-            d = ten[16];
-            x++;
-        }
-        break;
-    }
-    if (d < ten[16] || d >= ten[17] || x < -4 || x >= 17) return 0;
-    char digits[18];
-    for (int i = 16; i >= 0; i--, d /= 10) digits[i] = (char)('0' + d % 10);
-    int last = 16;                                     /* %g drops trailing zeros of the fraction */
-    int ipart = x >= 0 ? x + 1 : 0;                    /* digits before the point */
-    while (last >= ipart && digits[last] == '0') last--;
-    int n = 0;
-    if (x < 0) {
-        out[n++] = '0';
-        out[n++] = '.';
-        for (int i = 0; i < -x - 1; i++) out[n++] = '0';
-        memcpy(out + n, digits, (size_t)last + 1);
-        n += last + 1;
-    } else {
-        memcpy(out + n, digits, (size_t)ipart);
-        n += ipart;
-        if (last >= ipart) {
-            out[n++] = '.';
-            memcpy(out + n, digits + ipart, (size_t)(last + 1 - ipart));
-            n += last + 1 - ipart;
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
-
 /* A JSON real as jansson writes it: "%.17g", then ".0" when that would
  * read back as an integer, and no "+" or leading zeros in the exponent. */
-static void real_text(char out[32], double v) {
-    int n = fixed17(out, v);
-    if (n > 0 && !strchr(out, '.')) {
-        memcpy(out + n, ".0", 3);
-        return;
-    }
-    if (n > 0) return;
-    n = snprintf(out, 32, "%.17g", v);
+static void real_text(char out[TRUST_REAL_BUFSZ], double v) {
+    int n = trust_real_format(v, out);
     char *e = strchr(out, 'e');
     if (!e && !strchr(out, '.')) {
         memcpy(out + n, ".0", 3);
@@ -701,7 +633,7 @@ int trust_api_signal_reply(char *out, size_t outlen, const char *did, int score,
     static const enum trust_dim sorted[TRUST_DIM_COUNT] = {
         TRUST_DIM_COLLABORATION_HEALTH, TRUST_DIM_OUTPUT_QUALITY, TRUST_DIM_POLICY_COMPLIANCE,
         TRUST_DIM_RESOURCE_EFFICIENCY, TRUST_DIM_SECURITY_POSTURE};
-    char num[32];
+    char num[TRUST_REAL_BUFSZ];
     size_t n = 0;
     int bad = put_str(out, outlen, &n, "{\"agent_did\":\"") | put_str(out, outlen, &n, did) |
               put_str(out, outlen, &n, "\",\"dimensions\":{");

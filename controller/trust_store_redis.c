@@ -29,6 +29,7 @@
 
 #include "common/log.h"
 #include "controller/redis_conn.h"
+#include "controller/trust_engine_text.h"
 
 #define UPDATES_CHANNEL "agentmesh:trust_updates"
 #define NFIELDS 13       /* d0..d4 lp w0..w4 dph df */
@@ -168,12 +169,13 @@ static int parse_state(const redisReply *rep, struct trust_state *st, char *err,
             continue;
         }
         char *end;
-        if (f == 5)
+        if (f == 5) {
             st->last_positive_ms = strtoll(v->str, &end, 10);
-        else
-            *dst[f] = strtod(v->str, &end);
-        if (end != v->str && *end == '\0')
+            if (end != v->str && *end == '\0')
+                seen |= 1u << f;
+        } else if (trust_real_parse(v->str, dst[f]) == 0) {
             seen |= 1u << f;
+        }
     }
     if (absent == (1u << NFIELDS) - 1)
         return TS_NOT_FOUND;
@@ -202,7 +204,7 @@ static int rs_get(struct trust_store *s, const char *did, struct trust_state *ou
 
 /* Formats the fields selected by [from, to) of field_names as name/value argv pairs. */
 static int format_fields(const struct trust_state *st, int from, int to, const char **argv,
-                         char vals[NFIELDS][32])
+                         char vals[NFIELDS][TRUST_REAL_BUFSZ])
 {
     const double src[NFIELDS] = {st->dims[0], st->dims[1], st->dims[2], st->dims[3], st->dims[4], 0,
                                  st->params.weights[0], st->params.weights[1], st->params.weights[2],
@@ -213,7 +215,7 @@ static int format_fields(const struct trust_state *st, int from, int to, const c
         if (f == 5)
             snprintf(vals[f], 32, "%" PRId64, st->last_positive_ms);
         else
-            snprintf(vals[f], 32, "%.17g", src[f]);
+            trust_real_format(src[f], vals[f]);
         argv[n++] = field_names[f];
         argv[n++] = vals[f];
     }
@@ -224,7 +226,7 @@ static int format_fields(const struct trust_state *st, int from, int to, const c
 static int store_fields(struct redisstore *r, const char *did, const char *mode, const struct trust_state *st,
                         int from, int to, char *err, size_t errlen)
 {
-    char key[300], vals[NFIELDS][32];
+    char key[300], vals[NFIELDS][TRUST_REAL_BUFSZ];
     state_key(key, sizeof key, did);
     const char *argv[6 + 2 * NFIELDS] = {NULL, NULL, "1", key, did, mode};
     int argc = 6 + format_fields(st, from, to, argv + 6, vals);
@@ -278,7 +280,8 @@ static int replay_arg(const char *key, int64_t ttl_ms, char rkey[300], char ttl[
 
 /* The arguments of apply_lua / remember_apply_lua for one signal, as text. */
 struct signal_args {
-    char key[300], rkey[300], did[TRUST_STORE_MAX_KEY + 1], dim[4], value[32], weight[32], now[24], ttl[24];
+    char key[300], rkey[300], did[TRUST_STORE_MAX_KEY + 1], dim[4], now[24], ttl[24];
+    char value[TRUST_REAL_BUFSZ], weight[TRUST_REAL_BUFSZ];
 };
 
 /* Checks and formats one signal (replay_key NULL: no replay check). TS_OK or TS_INVALID. */
@@ -293,8 +296,8 @@ static int signal_args_init(struct signal_args *a, const char *replay_key, int64
     state_key(a->key, sizeof a->key, did);
     snprintf(a->did, sizeof a->did, "%s", did);
     snprintf(a->dim, sizeof a->dim, "%d", (int)sig->dim);
-    snprintf(a->value, sizeof a->value, "%.17g", sig->value);
-    snprintf(a->weight, sizeof a->weight, "%.17g", sig->weight);
+    trust_real_format(sig->value, a->value);
+    trust_real_format(sig->weight, a->weight);
     snprintf(a->now, sizeof a->now, "%" PRId64, sig->at_ms);
     return TS_OK;
 }
