@@ -15,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -454,18 +455,62 @@ static ssize_t read_some(struct redis_conn *c, char *buf, size_t cap, int64_t de
 
 /* ---- commands ------------------------------------------------------------ */
 
+/* "<mark><n>\r\n" at out (when non-NULL). Its length. */
+static size_t resp_count(char *out, char mark, size_t n)
+{
+    char digits[24];
+    size_t nd = 0;
+    do
+        digits[nd++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    if (out) {
+        out[0] = mark;
+        for (size_t i = 0; i < nd; i++)
+            out[1 + i] = digits[nd - 1 - i];
+        memcpy(out + 1 + nd, "\r\n", 2);
+    }
+    return nd + 3;
+}
+
+/* Writes the command at out when non-NULL; its length either way. */
+static size_t resp_write(char *out, int argc, const char **argv, const size_t *argvlen)
+{
+    size_t n = resp_count(out, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        n += resp_count(out ? out + n : NULL, '$', len);
+        if (out) {
+            memcpy(out + n, argv[i], len);
+            memcpy(out + n + len, "\r\n", 2);
+        }
+        n += len + 2;
+    }
+    return n;
+}
+
+int redis_format_command(char **out, int argc, const char **argv, const size_t *argvlen)
+{
+    size_t n = resp_write(NULL, argc, argv, argvlen);
+    *out = n <= INT_MAX ? malloc(n + 1) : NULL;
+    if (!*out)
+        return -1;
+    resp_write(*out, argc, argv, argvlen);
+    (*out)[n] = '\0';
+    return (int)n;
+}
+
 int redis_conn_send(struct redis_conn *c, int argc, const char **argv, const size_t *argvlen, char *err,
                     size_t errlen)
 {
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    int len = redis_format_command(&cmd, argc, argv, argvlen);
     if (len < 0) {
         snprintf(err, errlen, "redis: out of memory formatting %s", argc ? argv[0] : "command");
         return -1;
     }
     c->rx = 0;
     int rc = write_all(c, cmd, (size_t)len, now_ms() + c->io_timeout_ms, err, errlen);
-    redisFreeCommand(cmd);
+    free(cmd);
     return rc;
 }
 
@@ -831,15 +876,14 @@ int redis_async_command(struct redis_async *a, int argc, const char **argv, cons
         return -1;
     struct pending *p = malloc(sizeof *p);
     char *cmd = NULL;
-    int len = p ? redisFormatCommandArgv(&cmd, argc, argv, argvlen) : -1;
+    int len = p ? redis_format_command(&cmd, argc, argv, argvlen) : -1;
     if (len < 0 || bufferevent_write(a->bev, cmd, (size_t)len) != 0) {
         free(p);
-        if (len >= 0)
-            redisFreeCommand(cmd);
+        free(cmd);
         snprintf(err, errlen, "redis: out of memory queueing %s", argc ? argv[0] : "command");
         return -1;
     }
-    redisFreeCommand(cmd);
+    free(cmd);
     /* Plain sockets: write now rather than when the loop next polls, so
      * Redis (on another core, or across the network) works on this command
      * while the loop goes on with the rest of its batch — each request

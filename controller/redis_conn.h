@@ -1,8 +1,9 @@
 /* redis_conn.h — Redis connections over plain TCP or OpenSSL TLS.
  *
  * Debian's hiredis 0.14 has no TLS, so hiredis is used only for RESP:
- * redisFormatCommandArgv to encode and a redisReader to decode; the socket
- * (and the TLS session, for rediss://) is ours. A redis_pool holds a few
+ * a redisReader decodes replies; commands are encoded here
+ * (redis_format_command); the socket (and the TLS session, for rediss://)
+ * is ours. A redis_pool holds a few
  * connections for concurrent callers; a dead server gives an error within
  * the connect / I/O timeouts, and the next call reconnects. */
 #ifndef AGENTMESH_REDIS_CONN_H
@@ -33,6 +34,12 @@ struct redis_options {
     int io_timeout_ms;           /* 0 = 2000 */
     int pool_size;               /* 0 = 4 */
 };
+
+/* The RESP encoding of a command, byte for byte what hiredis's
+ * redisFormatCommandArgv makes (argvlen NULL = strlen), without its
+ * sprintf per argument. *out is malloc'ed (free it) and NUL-terminated;
+ * its length, or -1 on OOM. */
+int redis_format_command(char **out, int argc, const char **argv, const size_t *argvlen);
 
 /* One connection: connected, TLS handshaken, AUTH and SELECT done. */
 struct redis_conn;

@@ -127,6 +127,29 @@ START_TEST(silent_server_times_out)
 }
 END_TEST
 
+/* redis_format_command is hiredis's encoding, byte for byte: binary
+ * arguments with explicit lengths, empty ones, long ones, none at all. */
+START_TEST(format_is_hiredis)
+{
+    static char big[100000];
+    memset(big, 'x', sizeof big);
+    const char *argv[] = {"EVALSHA", "0123456789abcdef0123456789abcdef01234567", "2", "", "a\0b\r\n", big};
+    const size_t lens[] = {7, 40, 1, 0, 5, sizeof big};
+    for (int argc = 0; argc <= 6; argc++)
+        for (int explicit = 0; explicit < 2; explicit++) {
+            if (!explicit && argc >= 5)
+                continue;   /* strlen would stop at the NUL / has no end */
+            char *mine = NULL, *want = NULL;
+            int n = redis_format_command(&mine, argc, argv, explicit ? lens : NULL);
+            int w = redisFormatCommandArgv(&want, argc, argv, explicit ? lens : NULL);
+            ck_assert_int_eq(n, w);
+            ck_assert_int_eq(memcmp(mine, want, (size_t)n), 0);
+            free(mine);
+            redisFreeCommand(want);
+        }
+}
+END_TEST
+
 /* ---- redis_async against a fake server ------------------------------------- */
 
 /* A RESP server on its own thread: it answers each command with its
@@ -380,6 +403,7 @@ int main(void)
     Suite *s = suite_create("redis_conn");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, url_parsing);
+    tcase_add_test(tc, format_is_hiredis);
     tcase_add_test(tc, dead_server_fails_fast);
     tcase_add_test(tc, silent_server_times_out);
     tcase_add_test(tc, async_pipelines_in_order);
