@@ -353,7 +353,7 @@ static int plan_make(struct plan *p, const struct inject_input *in, const struct
     item_end(p, v);
     p->labels[p->n_labels++] = (struct item){.name = INJECT_LABEL_AGENT, .value = p->agent};
     if (json_is_object(json_at(in->identity, "spec.cloud.azure")))
-        p->labels[p->n_labels++] = (struct item){.name = "azure.workload.identity/use", .value = "true"};
+        p->labels[p->n_labels++] = (struct item){.name = INJECT_LABEL_AZURE, .value = "true"};
     plan_aws(p, json_at(in->identity, "spec.cloud.aws"));
     plan_sidecar(p, o);
     return p->text->oom ? -1 : 0;

@@ -31,6 +31,7 @@
 #define INJECT_AWS_TOKEN_DIR "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 #define INJECT_LABEL_AGENT "agentmesh.io/agent"
 #define INJECT_LABEL_OPT "agentmesh.io/inject"
+#define INJECT_LABEL_AZURE "azure.workload.identity/use"
 #define INJECT_ANNOTATION_AGENT "agentmesh.io/agent"
 #define INJECT_ANNOTATION_RECORD "agentmesh.io/injected"
 

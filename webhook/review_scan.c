@@ -21,6 +21,8 @@
  *   - nesting deeper than MAX_DEPTH, a root that is not an object. */
 #include "webhook/review_scan.h"
 
+#include "webhook/inject.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +54,13 @@ static const struct spec skip = {SKIP, NULL, NULL};
 static const struct spec full = {FULL, NULL, NULL};
 static const struct spec empty = {FIELDS, (const struct field[]){{NULL, 0, NULL}}, NULL};
 
-/* The pod fields inject.c reads (the list in inject.h). */
+/* The pod fields inject.c reads (the list in inject.h); of the labels and
+ * annotations only the keys it looks up, since pods carry many. */
+static const struct spec labels = {FIELDS, (const struct field[]){
+    {F(INJECT_LABEL_OPT), &full}, {F(INJECT_LABEL_AGENT), &full}, {F(INJECT_LABEL_AZURE), &full},
+    {NULL, 0, NULL}}, NULL};
+static const struct spec annotations = {FIELDS, (const struct field[]){
+    {F(INJECT_ANNOTATION_AGENT), &full}, {F(INJECT_ANNOTATION_RECORD), &full}, {NULL, 0, NULL}}, NULL};
 static const struct spec env_var = {FIELDS, (const struct field[]){
     {F("name"), &full}, {F("value"), &full}, {NULL, 0, NULL}}, NULL};
 static const struct spec mount = {FIELDS, (const struct field[]){
@@ -67,7 +75,7 @@ static const struct spec volume = {FIELDS, (const struct field[]){{F("name"), &f
 static const struct spec pod = {FIELDS, (const struct field[]){
     {F("metadata"), &(const struct spec){FIELDS, (const struct field[]){
         {F("name"), &full}, {F("generateName"), &full}, {F("namespace"), &full},
-        {F("labels"), &full}, {F("annotations"), &full}, {NULL, 0, NULL}}, NULL}},
+        {F("labels"), &labels}, {F("annotations"), &annotations}, {NULL, 0, NULL}}, NULL}},
     {F("spec"), &(const struct spec){FIELDS, (const struct field[]){
         {F("hostNetwork"), &full}, {F("serviceAccountName"), &full}, {F("serviceAccount"), &full},
         {F("volumes"), &(const struct spec){EACH, NULL, &volume}},
@@ -248,8 +256,10 @@ static int object(struct scan *s, const struct spec *sp, json_t *obj) {
         if (s->p >= s->end || *s->p != '"' || string(s, &k, &klen, &escaped) != 0 || escaped ||
             klen > MAX_KEY_LEN || nkeys == MAX_KEYS)
             return -1;
-        for (int i = 0; i < nkeys; i++)
-            if (keys[i].len == klen && memcmp(keys[i].p, k, klen) == 0) return -1;
+        for (int i = 0; i < nkeys; i++)   /* length and first byte spare most memcmp calls */
+            if (keys[i].len == klen && (klen == 0 || keys[i].p[0] == k[0]) &&
+                memcmp(keys[i].p, k, klen) == 0)
+                return -1;
         keys[nkeys++] = (struct span){k, klen};
         ws(s);
         if (s->p >= s->end || *s->p != ':') return -1;

@@ -118,7 +118,8 @@ static const char *pod_full =
     "\"uid\":\"u-2\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
     "\"namespace\":\"team-a\",\"operation\":\"CREATE\",\"dryRun\":false,\"userInfo\":"
     "{\"username\":\"x\",\"groups\":[\"a\",\"b\"]},\"object\":{\"metadata\":{\"name\":\"p\","
-    "\"labels\":{\"app\":\"a\"},\"annotations\":{\"note\":\"q\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u20ac\\u0041\"}},"
+    "\"labels\":{\"app\":\"a\"},\"annotations\":{\"note\":\"n\",\"agentmesh.io/agent\":"
+    "\"q\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u20ac\\u0041\"}},"
     "\"spec\":{\"serviceAccountName\":\"alpha\",\"priority\":-12,\"weight\":0.25,"
     "\"containers\":[{\"name\":\"app\",\"image\":\"img:1\",\"env\":[{\"name\":\"A\","
     "\"value\":\"1\"},{\"name\":\"B\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"x\"}}}],"
@@ -130,15 +131,25 @@ static const char *first_image(const json_t *pod) {
         json_object_get(json_array_get(json_at(pod, "spec.containers"), 0), "image"));
 }
 
+static const char *annotation(const json_t *pod, const char *key) {
+    return json_string_value(json_object_get(json_at(pod, "metadata.annotations"), key));
+}
+
 /* The fast path keeps what the injector reads, decodes escapes like
- * jansson, and leaves the rest out. */
+ * jansson, and leaves the rest out (of labels and annotations, all but the
+ * keys the injector looks up). */
 START_TEST(prunes_and_decodes) {
     struct admission_request fast, slow;
     ck_assert_int_eq(decode_both(pod_full, strlen(pod_full), &fast, &slow), 0);
-    ck_assert_str_eq(json_str_at(fast.object, "metadata.annotations.note"),
-                     json_str_at(slow.object, "metadata.annotations.note"));
-    ck_assert_str_eq(json_str_at(fast.object, "metadata.annotations.note"),
+    ck_assert_str_eq(annotation(fast.object, INJECT_ANNOTATION_AGENT),
+                     annotation(slow.object, INJECT_ANNOTATION_AGENT));
+    ck_assert_str_eq(annotation(fast.object, INJECT_ANNOTATION_AGENT),
                      "q\"\\/\b\f\n\r\t\xc3\xa9\xe2\x82\xac" "A");
+    ck_assert_str_eq(annotation(slow.object, "note"), "n");
+    ck_assert_ptr_null(annotation(fast.object, "note"));
+    ck_assert_ptr_nonnull(json_at(slow.object, "metadata.labels.app"));
+    ck_assert_ptr_null(json_at(fast.object, "metadata.labels.app"));
+    ck_assert(json_is_object(json_at(fast.object, "metadata.labels")));
     ck_assert_ptr_nonnull(first_image(slow.object));
     ck_assert_ptr_null(first_image(fast.object));
     json_t *c0 = json_array_get(json_at(fast.object, "spec.containers"), 0);
@@ -171,7 +182,7 @@ static char *variant(const char *from, const char *to) {
 /* Input the scanner does not take is decoded whole, with the same result. */
 START_TEST(unusual_input_falls_back) {
     static const char *const cases[][2] = {
-        {"\"note\":\"q", "\"note\":\"\xc3\xa9"},                       /* UTF-8 text */
+        {"\"agentmesh.io/agent\":\"q", "\"agentmesh.io/agent\":\"\xc3\xa9"},   /* UTF-8 text */
         {"\"app\":\"a\"", "\"a\\u0070p\":\"a\""},                       /* escaped key */
         {"\"priority\":-12", "\"priority\":1e3"},                      /* exponent */
         {"\"priority\":-12", "\"priority\":1234567890123456789"},      /* 19 digits */
