@@ -132,10 +132,10 @@ static json_t *unpack(struct informer *inf, const struct packed *p)
     return cache_codec_decode(inf->codec, p->data, p->len);
 }
 
-/* Same object? (The codec encodes equal texts, and only those, alike.) */
-static int same_entry(const struct packed *a, const struct packed *b)
+/* Same object (same JSON text)? */
+static int same_entry(struct informer *inf, const struct packed *a, const struct packed *b)
 {
-    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+    return cache_codec_same(inf->codec, a->data, a->len, b->data, b->len);
 }
 
 /* The primary keys under one index value (few: an agent's pods). */
@@ -504,7 +504,7 @@ static int report_new_or_changed(const char *key, void *val, void *arg)
     struct packed *old = strmap_get(d->other, key), *cur = val;
     if (!old) {
         report_packed(d->inf, cur, call_add);
-    } else if (!same_entry(old, cur)) {
+    } else if (!same_entry(d->inf, old, cur)) {
         json_t *o = unpack(d->inf, old), *n = unpack(d->inf, cur);
         if (o && n)
             call_update(d->inf, o, n);

@@ -1,7 +1,8 @@
 /* test_cache_codec.c — the informer cache's object encoding: round trips,
  * equal objects encode alike (the relist diff relies on it), similar
- * objects shrink well against the first one's dictionary, bad bytes are
- * refused. */
+ * objects shrink well against the first one's dictionary, a larger shape
+ * gets a dictionary of its own while older entries stay readable and
+ * compare equal to their re-encoding, bad bytes are refused. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,51 @@ START_TEST(equal_objects_encode_alike_and_similar_ones_shrink)
 }
 END_TEST
 
+/* agent(i) after its first status write: the shape most of a cache holds. */
+static json_t *agent_with_status(int i)
+{
+    json_t *o = agent(i), *conds = json_array();
+    static const char *const types[] = {"KeyReady", "ServiceAccountReady", "CloudBindingReady",
+                                        "NetworkPolicyReady", "Ready"};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+        json_array_append_new(conds, json_pack("{s:s, s:s, s:s, s:s, s:i}", "type", types[k], "status", "True",
+                                               "reason", "Applied", "message",
+                                               "the child object carries what the spec asks for",
+                                               "observedGeneration", 1));
+    json_object_set_new(o, "status", json_pack("{s:s, s:s, s:i, s:s, s:o}", "did", "did:mesh:0123456789abcdef",
+                                               "phase", "Active", "trustScore", 500, "tier", "standard",
+                                               "conditions", conds));
+    return o;
+}
+
+START_TEST(a_larger_shape_gets_its_own_dictionary)
+{
+    struct cache_codec *cc = cache_codec_new();
+    json_t *bare = agent(1), *full = agent_with_status(1), *full2 = agent_with_status(2);
+    size_t lb, lf, lf2, lbare2;
+    void *eb = cache_codec_encode(cc, bare, 0, 0, &lb);         /* first dictionary: no status */
+    void *ef = cache_codec_encode(cc, full, 0, 0, &lf);         /* twice as long: a new dictionary */
+    void *ef2 = cache_codec_encode(cc, full2, 0, 0, &lf2);
+    void *eb2 = cache_codec_encode(cc, bare, 0, 0, &lbare2);    /* same text, newer dictionary */
+    ck_assert(eb && ef && ef2 && eb2);
+    size_t text = json_dumpb(full2, NULL, 0, JSON_COMPACT);
+    ck_assert_msg(lf2 * 8 < text, "%zu-byte status text encoded in %zu bytes", text, lf2);
+    ck_assert(lb != lbare2 || memcmp(eb, eb2, lb) != 0);        /* different bytes ... */
+    ck_assert_int_eq(cache_codec_same(cc, eb, lb, eb2, lbare2), 1);   /* ... same object */
+    ck_assert_int_eq(cache_codec_same(cc, eb, lb, ef, lf), 0);
+    ck_assert_int_eq(cache_codec_same(cc, ef, lf, ef2, lf2), 0);
+    json_t *back = cache_codec_decode(cc, eb, lb);              /* the first dictionary still works */
+    ck_assert(json_equal(back, bare));
+    json_decref(back);
+    back = cache_codec_decode(cc, ef2, lf2);
+    ck_assert(json_equal(back, full2));
+    json_decref(back);
+    free(eb), free(ef), free(ef2), free(eb2);
+    json_decref(bare), json_decref(full), json_decref(full2);
+    cache_codec_free(cc);
+}
+END_TEST
+
 START_TEST(bad_bytes_are_refused)
 {
     struct cache_codec *cc = cache_codec_new();
@@ -77,6 +123,9 @@ START_TEST(bad_bytes_are_refused)
     ck_assert_ptr_nonnull(e);
     ck_assert_ptr_null(cache_codec_decode(cc, "not zstd at all", 15));
     ck_assert_ptr_null(cache_codec_decode(cc, e, len / 2));      /* truncated */
+    e[0] = 7;                                                    /* no such dictionary */
+    ck_assert_ptr_null(cache_codec_decode(cc, e, len));
+    e[0] = 0;
     e[len - 1] ^= 0x55;
     json_t *maybe = cache_codec_decode(cc, e, len);              /* corrupt: NULL or (rarely) other JSON */
     ck_assert(maybe == NULL || !json_equal(maybe, a));
@@ -93,6 +142,7 @@ int main(void)
     TCase *tc = tcase_create("codec");
     tcase_add_test(tc, round_trip_and_reserve);
     tcase_add_test(tc, equal_objects_encode_alike_and_similar_ones_shrink);
+    tcase_add_test(tc, a_larger_shape_gets_its_own_dictionary);
     tcase_add_test(tc, bad_bytes_are_refused);
     suite_add_tcase(s, tc);
     return check_run(s, CK_FORK_GETENV);
