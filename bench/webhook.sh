@@ -48,7 +48,11 @@
 #      SLICES (default "100 0"), ROUNDS (default 1), SERVER (a
 #      bench_webhook_server binary to measure instead, e.g. an older build
 #      for a before/after; then nothing is built; it must know
-#      --sched-slice-us), CONTROLLER and KUBECONFIG (above; the controllers
+#      --sched-slice-us), BASELINE (another bench_webhook_server binary,
+#      e.g. a copy of the build before a change: one server of it per slice
+#      too, labelled "baseline", on PORT+10..., measured in the same
+#      alternating rounds, so a before/after shares the machine's moments),
+#      CONTROLLER and KUBECONFIG (above; the controllers
 #      listen on PORT+20..., metrics PORT+30...), OPNS (default
 #      agentmesh-bench-webhook), AWAKE (0, or 1: above).
 set -euo pipefail
@@ -169,15 +173,16 @@ awake_off() {
 # peak_rss <pid>: VmHWM of the process.
 peak_rss() { awk '/^VmHWM/{printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
 
-# start_server <slice us> <port>: a webhook server with that --sched-slice-us;
-# prints its pid once it answers /mutate-pods with a patch.
+# start_server <binary> <slice us> <port>: a webhook server with that
+# --sched-slice-us; prints its pid once it answers /mutate-pods with a patch.
 start_server() {
-  local log=$WORK/agentmesh-$1.log pid port
-  "$SERVER" --port "$2" --threads "$THREADS" --sched-slice-us "$1" --ca-out "$WORK/ca-$1.pem" >"$log" 2>&1 &
+  local tag=$2-$3 pid port
+  "$1" --port "$3" --threads "$THREADS" --sched-slice-us "$2" --ca-out "$WORK/ca-$tag.pem" \
+    >"$WORK/agentmesh-$tag.log" 2>&1 &
   pid=$!
-  port=$(wait_ready "$log")
+  port=$(wait_ready "$WORK/agentmesh-$tag.log")
   # The reply must carry a patch, or we would be measuring a no-op.
-  curl -sf --cacert "$WORK/ca-$1.pem" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" \
+  curl -sf --cacert "$WORK/ca-$tag.pem" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" \
     "https://127.0.0.1:$port/mutate-pods" | jq -e '.response.allowed and (.response.patch | length > 100)' >/dev/null \
     || { echo "webhook.sh: /mutate-pods did not return a patch" >&2; kill "$pid"; return 1; }
   echo "$pid"
@@ -269,8 +274,12 @@ add_target() { targets+=("$1"); label[$1]=$2; port[$1]=$3; pid[$1]=$4; PIDS+=("$
 slice_name() { if [ "$1" = 0 ]; then echo "kernel slice"; else echo "slice ${1}us"; fi; }
 i=0
 for s in $SLICES; do
-  p=$(start_server "$s" $((PORT + 2 + i)))
+  p=$(start_server "$SERVER" "$s" $((PORT + 2 + i)))
   add_target "server-$s" "server $(slice_name "$s")" $((PORT + 2 + i)) "$p"
+  if [ -n "${BASELINE:-}" ]; then
+    p=$(start_server "$BASELINE" "$s" $((PORT + 10 + i)))
+    add_target "baseline-$s" "baseline $(slice_name "$s")" $((PORT + 10 + i)) "$p"
+  fi
   i=$((i + 1))
 done
 if [ -n "$CONTROLLER" ]; then
@@ -288,6 +297,7 @@ conditions=(normal)
 if [ "$AWAKE" = 1 ]; then conditions+=(awake); fi
 echo "webhook benchmark: ${DURATION}s per run, wrk 1 thread, webhook threads $THREADS, $(nproc) cores," \
   "slices (us, 0 = kernel's): $SLICES, $ROUNDS round(s) at the fixed rate, conditions: ${conditions[*]}"
+echo "server: $SERVER${BASELINE:+, baseline: $BASELINE}"
 wake_probe before
 if [ "$AWAKE" = 1 ]; then awake_on; wake_probe awake; awake_off; fi
 for t in "${targets[@]}"; do saturation "${label[$t]}" "https://127.0.0.1:${port[$t]}/mutate-pods" "${pid[$t]}"; done
