@@ -3,7 +3,13 @@
  * Records are stored packed (struct stored): struct agent_record reserves
  * the longest namespace and name Kubernetes allows, ~400 bytes of buffers
  * that a typical agent fills with 30; at 1,000 agents that was a third of
- * a megabyte of the controller's heap. Readers still get full records. */
+ * a megabyte of the controller's heap. Readers still get full records.
+ *
+ * Capability lists are shared: agents of a fleet hold a handful of distinct
+ * sets, and a private jansson array of one string costs ~230 bytes of heap
+ * per agent. Records with equal lists (same compact JSON) point at one
+ * array, counted in `struct shared_caps`; the array itself stays
+ * reference-counted by jansson, so a reader's copy outlives its removal. */
 #include "controller/agent_registry.h"
 
 #include "controller/strmap.h"
@@ -18,6 +24,14 @@ struct agent_registry {
     pthread_mutex_t lock;
     struct strmap *by_did;     /* did -> struct stored * */
     struct strmap *by_name;    /* "ns/name" -> did (char *) */
+    struct strmap *caps;       /* compact JSON -> struct shared_caps * */
+};
+
+/* One distinct capability list and how many stored records use it. */
+struct shared_caps {
+    json_t *list;              /* the map's reference */
+    size_t users;
+    char text[];               /* its key in the caps map */
 };
 
 #define FIXED_LEN offsetof(struct agent_record, ns)
@@ -25,9 +39,11 @@ struct agent_registry {
 
 /* A record as stored: its first FIXED_LEN bytes, then its strings in
  * string_fields order, each ending in a NUL. Holds a reference to the
- * record's capabilities. */
+ * record's capabilities; a record in by_did also counts as a user of
+ * `shared` (a listing's copies do not). */
 struct stored {
     size_t len;
+    struct shared_caps *shared;
     unsigned char bytes[];
 };
 
@@ -41,8 +57,10 @@ static void string_fields(struct agent_record *rec, char *f[NSTRINGS], size_t si
     f[4] = rec->phase, size[4] = sizeof rec->phase;
 }
 
-static struct stored *stored_new(const struct agent_record *rec) {
+/* A packed copy of rec whose capabilities are `shared`'s list. */
+static struct stored *stored_new(const struct agent_record *rec, struct shared_caps *shared) {
     struct agent_record tmp = *rec;   /* string_fields wants a writable record */
+    tmp.capabilities = shared ? shared->list : rec->capabilities;
     char *f[NSTRINGS];
     size_t size[NSTRINGS], len[NSTRINGS], total = FIXED_LEN;
     string_fields(&tmp, f, size);
@@ -53,14 +71,15 @@ static struct stored *stored_new(const struct agent_record *rec) {
     struct stored *s = malloc(sizeof *s + total);
     if (!s) return NULL;
     s->len = total;
-    memcpy(s->bytes, rec, FIXED_LEN);
+    s->shared = shared;
+    memcpy(s->bytes, &tmp, FIXED_LEN);
     unsigned char *p = s->bytes + FIXED_LEN;
     for (int i = 0; i < NSTRINGS; i++) {
         memcpy(p, f[i], len[i]);
         p[len[i]] = '\0';
         p += len[i] + 1;
     }
-    json_incref(rec->capabilities);
+    json_incref(tmp.capabilities);
     return s;
 }
 
@@ -74,6 +93,7 @@ static struct stored *stored_dup(const struct stored *s) {
     struct stored *d = malloc(sizeof *d + s->len);
     if (!d) return NULL;
     memcpy(d, s, sizeof *d + s->len);
+    d->shared = NULL;   /* a listing's copy is no user of the shared list */
     json_incref(stored_capabilities(d));
     return d;
 }
@@ -83,6 +103,42 @@ static void stored_free(void *p) {
     if (!s) return;
     json_decref(stored_capabilities(s));
     free(s);
+}
+
+/* The shared entry for `list` (one more user), made on first sight. NULL
+ * when list is NULL or out of memory: the record then keeps its own list.
+ * Called with the lock held. */
+static struct shared_caps *caps_acquire(struct agent_registry *r, json_t *list) {
+    char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    if (!text) return NULL;
+    struct shared_caps *sc = strmap_get(r->caps, text);
+    if (!sc && (sc = malloc(sizeof *sc + strlen(text) + 1))) {
+        sc->list = json_incref(list);
+        sc->users = 0;
+        strcpy(sc->text, text);
+        if (strmap_put(r->caps, text, sc, NULL) != 0) {
+            json_decref(sc->list);
+            free(sc);
+            sc = NULL;
+        }
+    }
+    free(text);
+    if (sc) sc->users++;
+    return sc;
+}
+
+static void shared_caps_free(void *p) {
+    struct shared_caps *sc = p;
+    json_decref(sc->list);
+    free(sc);
+}
+
+/* Drops a record that leaves by_did, and its use of a shared list. Called
+ * with the lock held. */
+static void stored_release(struct agent_registry *r, struct stored *s) {
+    if (!s) return;
+    if (s->shared && --s->shared->users == 0) shared_caps_free(strmap_remove(r->caps, s->shared->text));
+    stored_free(s);
 }
 
 static const char *stored_ns(const struct stored *s) { return (const char *)s->bytes + FIXED_LEN; }
@@ -112,7 +168,8 @@ struct agent_registry *agent_registry_new(void) {
     if (!r) return NULL;
     r->by_did = strmap_new();
     r->by_name = strmap_new();
-    if (!r->by_did || !r->by_name) {
+    r->caps = strmap_new();
+    if (!r->by_did || !r->by_name || !r->caps) {
         agent_registry_free(r);
         return NULL;
     }
@@ -124,6 +181,7 @@ void agent_registry_free(struct agent_registry *r) {
     if (!r) return;
     if (r->by_did) strmap_free(r->by_did, stored_free);
     if (r->by_name) strmap_free(r->by_name, free);
+    if (r->caps) strmap_free(r->caps, shared_caps_free);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -141,28 +199,28 @@ static int name_key(const char *ns, const char *name, char *buf, size_t buflen) 
 int agent_registry_put(struct agent_registry *r, const struct agent_record *rec) {
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
     if (name_key(rec->ns, rec->name, key, sizeof key) != 0) return -1;
-    struct stored *copy = stored_new(rec);
     char *did = strdup(rec->did);
-    if (!copy || !did) {
-        stored_free(copy);
-        free(did);
-        return -1;
-    }
+    if (!did) return -1;
     pthread_mutex_lock(&r->lock);
-    void *old = NULL, *old_did = NULL;
-    /* A re-keyed agent (new DID after its Secret was lost) drops its old DID. */
-    char *prev_did = strmap_get(r->by_name, key);
-    if (prev_did && strcmp(prev_did, rec->did) != 0) stored_free(strmap_remove(r->by_did, prev_did));
-    int rc = strmap_put(r->by_did, rec->did, copy, &old);
-    if (rc == 0) rc = strmap_put(r->by_name, key, did, &old_did);
-    pthread_mutex_unlock(&r->lock);
-    stored_free(old);
-    free(old_did);
-    if (rc != 0) {
-        free(did);
-        return -1;
+    struct shared_caps *shared = caps_acquire(r, rec->capabilities);
+    struct stored *copy = stored_new(rec, shared);
+    int rc = -1;
+    if (copy) {
+        void *old = NULL, *old_did = NULL;
+        /* A re-keyed agent (new DID after its Secret was lost) drops its old DID. */
+        char *prev_did = strmap_get(r->by_name, key);
+        if (prev_did && strcmp(prev_did, rec->did) != 0) stored_release(r, strmap_remove(r->by_did, prev_did));
+        rc = strmap_put(r->by_did, rec->did, copy, &old);
+        if (rc == 0) rc = strmap_put(r->by_name, key, did, &old_did);
+        else stored_release(r, copy);
+        stored_release(r, old);
+        free(old_did);
+    } else if (shared && --shared->users == 0) {
+        shared_caps_free(strmap_remove(r->caps, shared->text));
     }
-    return 0;
+    pthread_mutex_unlock(&r->lock);
+    if (rc != 0) free(did);
+    return rc == 0 ? 0 : -1;
 }
 
 int agent_registry_get(struct agent_registry *r, const char *did, struct agent_record *out) {
@@ -191,9 +249,10 @@ int agent_registry_remove(struct agent_registry *r, const char *did) {
         char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
         if (name_key(stored_ns(rec), stored_name(rec), key, sizeof key) == 0) free(strmap_remove(r->by_name, key));
     }
+    int found = rec != NULL;
+    stored_release(r, rec);
     pthread_mutex_unlock(&r->lock);
-    stored_free(rec);
-    return rec ? 0 : -1;
+    return found ? 0 : -1;
 }
 
 struct snapshot {

@@ -1,7 +1,9 @@
 /* test_agent_registry.c — the registry stores records packed: every field
  * comes back as it went in (strings at their longest and shortest, keys,
  * capabilities), a re-keyed agent replaces its old DID, removal frees the
- * name, and listings come sorted by namespace and name. */
+ * name, equal capability lists are stored once and outlive their last
+ * record only in readers' hands, and listings come sorted by namespace and
+ * name. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +109,54 @@ START_TEST(rekeyed_agent_replaces_its_old_did_and_removal_frees_the_name)
 }
 END_TEST
 
+START_TEST(equal_capability_lists_are_shared)
+{
+    struct agent_registry *r = agent_registry_new();
+    struct agent_record a, b, c, out_a, out_b, out_c;
+    fill(&a, "team-a", "alpha", "did:agentmesh:a", 1);
+    fill(&b, "team-a", "beta", "did:agentmesh:b", 2);     /* same list as a, its own array */
+    fill(&c, "team-a", "gamma", "did:agentmesh:c", 3);
+    json_decref(c.capabilities);
+    c.capabilities = json_pack("[s]", "admin:all");
+    ck_assert_int_eq(agent_registry_put(r, &a), 0);
+    ck_assert_int_eq(agent_registry_put(r, &b), 0);
+    ck_assert_int_eq(agent_registry_put(r, &c), 0);
+    ck_assert_int_eq(agent_registry_get(r, "did:agentmesh:a", &out_a), 0);
+    ck_assert_int_eq(agent_registry_get(r, "did:agentmesh:b", &out_b), 0);
+    ck_assert_int_eq(agent_registry_get(r, "did:agentmesh:c", &out_c), 0);
+    ck_assert_ptr_eq(out_a.capabilities, out_b.capabilities);
+    ck_assert_ptr_ne(out_a.capabilities, out_c.capabilities);
+    ck_assert_str_eq(json_string_value(json_array_get(out_c.capabilities, 0)), "admin:all");
+    /* the records' own arrays are the callers' again: only the first was kept */
+    ck_assert_int_eq(b.capabilities->refcount, 1);
+    ck_assert_int_eq(c.capabilities->refcount, 4);            /* c, the registry's entry, its record, out_c */
+    /* removing every user drops the shared list from the registry, but a
+     * reader's copy stays whole */
+    ck_assert_int_eq(agent_registry_remove(r, "did:agentmesh:c"), 0);
+    ck_assert_int_eq(c.capabilities->refcount, 2);            /* c and out_c */
+    agent_record_clear(&out_c);
+    ck_assert_int_eq(c.capabilities->refcount, 1);
+    ck_assert_int_eq(agent_registry_remove(r, "did:agentmesh:a"), 0);
+    ck_assert_int_eq(agent_registry_remove(r, "did:agentmesh:b"), 0);
+    ck_assert_int_eq(json_array_size(out_a.capabilities), 2);
+    ck_assert_int_eq(a.capabilities->refcount, 3);            /* a, out_a, out_b */
+    /* a changed list on put moves the record to a new shared entry */
+    agent_record_clear(&b);
+    fill(&b, "team-a", "beta", "did:agentmesh:b", 2);
+    ck_assert_int_eq(agent_registry_put(r, &b), 0);
+    json_decref(b.capabilities);
+    b.capabilities = json_pack("[]");
+    ck_assert_int_eq(agent_registry_put(r, &b), 0);
+    struct agent_record again;
+    ck_assert_int_eq(agent_registry_get(r, "did:agentmesh:b", &again), 0);
+    ck_assert_int_eq(json_array_size(again.capabilities), 0);
+    agent_record_clear(&again);
+    agent_record_clear(&out_a), agent_record_clear(&out_b);
+    agent_record_clear(&a), agent_record_clear(&b), agent_record_clear(&c);
+    agent_registry_free(r);
+}
+END_TEST
+
 struct listing {
     char seen[8][AGENT_NS_MAX + AGENT_NAME_MAX];
     int n;
@@ -149,6 +199,7 @@ int main(void)
     TCase *tc = tcase_create("registry");
     tcase_add_test(tc, records_come_back_whole);
     tcase_add_test(tc, rekeyed_agent_replaces_its_old_did_and_removal_frees_the_name);
+    tcase_add_test(tc, equal_capability_lists_are_shared);
     tcase_add_test(tc, listing_is_sorted_by_namespace_and_name);
     suite_add_tcase(s, tc);
     return check_run(s, CK_FORK_GETENV);
