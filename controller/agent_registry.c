@@ -23,7 +23,7 @@
 struct agent_registry {
     pthread_mutex_t lock;
     struct strmap *by_did;     /* did -> struct stored * */
-    struct strmap *by_name;    /* "ns/name" -> did (char *) */
+    struct strmap *by_name;    /* "ns/name" -> the struct stored * in by_did (not owned) */
     struct strmap *caps;       /* compact JSON -> struct shared_caps * */
 };
 
@@ -148,6 +148,11 @@ static const char *stored_name(const struct stored *s) {
     return ns + strlen(ns) + 1;
 }
 
+static const char *stored_did(const struct stored *s) {
+    const char *name = stored_name(s);
+    return name + strlen(name) + 1;
+}
+
 /* The full record, with its own reference to the capabilities. */
 static void stored_load(const struct stored *s, struct agent_record *out) {
     memcpy(out, s->bytes, FIXED_LEN);
@@ -180,7 +185,7 @@ struct agent_registry *agent_registry_new(void) {
 void agent_registry_free(struct agent_registry *r) {
     if (!r) return;
     if (r->by_did) strmap_free(r->by_did, stored_free);
-    if (r->by_name) strmap_free(r->by_name, free);
+    if (r->by_name) strmap_free(r->by_name, NULL);
     if (r->caps) strmap_free(r->caps, shared_caps_free);
     pthread_mutex_destroy(&r->lock);
     free(r);
@@ -196,30 +201,42 @@ static int name_key(const char *ns, const char *name, char *buf, size_t buflen) 
     return n < 0 || (size_t)n >= buflen ? -1 : 0;
 }
 
+/* Removes s's name from by_name unless it is `keep` (the key being written). */
+static void forget_name_of(struct agent_registry *r, const struct stored *s, const char *keep) {
+    char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
+    if (name_key(stored_ns(s), stored_name(s), key, sizeof key) == 0 && strcmp(key, keep) != 0 &&
+        strmap_get(r->by_name, key) == s)
+        strmap_remove(r->by_name, key);
+}
+
 int agent_registry_put(struct agent_registry *r, const struct agent_record *rec) {
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
     if (name_key(rec->ns, rec->name, key, sizeof key) != 0) return -1;
-    char *did = strdup(rec->did);
-    if (!did) return -1;
     pthread_mutex_lock(&r->lock);
     struct shared_caps *shared = caps_acquire(r, rec->capabilities);
     struct stored *copy = stored_new(rec, shared);
     int rc = -1;
     if (copy) {
-        void *old = NULL, *old_did = NULL;
+        void *old = NULL;
         /* A re-keyed agent (new DID after its Secret was lost) drops its old DID. */
-        char *prev_did = strmap_get(r->by_name, key);
-        if (prev_did && strcmp(prev_did, rec->did) != 0) stored_release(r, strmap_remove(r->by_did, prev_did));
+        struct stored *prev = strmap_get(r->by_name, key);
+        if (prev && strcmp(stored_did(prev), rec->did) != 0) {
+            strmap_remove(r->by_name, key);
+            stored_release(r, strmap_remove(r->by_did, stored_did(prev)));
+        }
         rc = strmap_put(r->by_did, rec->did, copy, &old);
-        if (rc == 0) rc = strmap_put(r->by_name, key, did, &old_did);
-        else stored_release(r, copy);
-        stored_release(r, old);
-        free(old_did);
+        if (rc == 0 && (rc = strmap_put(r->by_name, key, copy, NULL)) != 0) {
+            /* out of memory for a new name: put the DID back as it was */
+            if (old) strmap_put(r->by_did, rec->did, old, NULL);
+            else strmap_remove(r->by_did, rec->did);
+        } else if (old) {
+            forget_name_of(r, old, key);   /* the DID was another agent's */
+        }
+        stored_release(r, rc == 0 ? old : copy);
     } else if (shared && --shared->users == 0) {
         shared_caps_free(strmap_remove(r->caps, shared->text));
     }
     pthread_mutex_unlock(&r->lock);
-    if (rc != 0) free(did);
     return rc == 0 ? 0 : -1;
 }
 
@@ -236,19 +253,16 @@ int agent_registry_did_of(struct agent_registry *r, const char *ns, const char *
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
     if (name_key(ns, name, key, sizeof key) != 0) return -1;
     pthread_mutex_lock(&r->lock);
-    const char *d = strmap_get(r->by_name, key);
-    if (d) snprintf(did, ID_DID_BUFSZ, "%s", d);
+    const struct stored *s = strmap_get(r->by_name, key);
+    if (s) snprintf(did, ID_DID_BUFSZ, "%s", stored_did(s));
     pthread_mutex_unlock(&r->lock);
-    return d ? 0 : -1;
+    return s ? 0 : -1;
 }
 
 int agent_registry_remove(struct agent_registry *r, const char *did) {
     pthread_mutex_lock(&r->lock);
     struct stored *rec = strmap_remove(r->by_did, did);
-    if (rec) {
-        char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
-        if (name_key(stored_ns(rec), stored_name(rec), key, sizeof key) == 0) free(strmap_remove(r->by_name, key));
-    }
+    if (rec) forget_name_of(r, rec, "");
     int found = rec != NULL;
     stored_release(r, rec);
     pthread_mutex_unlock(&r->lock);

@@ -109,6 +109,25 @@ START_TEST(rekeyed_agent_replaces_its_old_did_and_removal_frees_the_name)
 }
 END_TEST
 
+START_TEST(a_did_taken_over_by_another_name_leaves_no_stale_name)
+{
+    struct agent_registry *r = agent_registry_new();
+    struct agent_record a, b;
+    fill(&a, "team-a", "alpha", "did:agentmesh:same", 1);
+    fill(&b, "team-b", "copy", "did:agentmesh:same", 2);     /* e.g. a Secret copied by hand */
+    ck_assert_int_eq(agent_registry_put(r, &a), 0);
+    ck_assert_int_eq(agent_registry_put(r, &b), 0);
+    char did[ID_DID_BUFSZ];
+    ck_assert_int_eq(agent_registry_did_of(r, "team-a", "alpha", did), -1);
+    ck_assert_int_eq(agent_registry_did_of(r, "team-b", "copy", did), 0);
+    ck_assert_str_eq(did, "did:agentmesh:same");
+    ck_assert_int_eq(agent_registry_remove(r, "did:agentmesh:same"), 0);
+    ck_assert_int_eq(agent_registry_did_of(r, "team-b", "copy", did), -1);
+    agent_record_clear(&a), agent_record_clear(&b);
+    agent_registry_free(r);
+}
+END_TEST
+
 START_TEST(equal_capability_lists_are_shared)
 {
     struct agent_registry *r = agent_registry_new();
@@ -199,6 +218,7 @@ int main(void)
     TCase *tc = tcase_create("registry");
     tcase_add_test(tc, records_come_back_whole);
     tcase_add_test(tc, rekeyed_agent_replaces_its_old_did_and_removal_frees_the_name);
+    tcase_add_test(tc, a_did_taken_over_by_another_name_leaves_no_stale_name);
     tcase_add_test(tc, equal_capability_lists_are_shared);
     tcase_add_test(tc, listing_is_sorted_by_namespace_and_name);
     suite_add_tcase(s, tc);
