@@ -290,7 +290,7 @@ static void plan_aws(struct plan *p, const json_t *aws) {
     char exp[24];
     struct item *v = item_begin(p, p->volumes, &p->n_volumes, INJECT_AWS_VOLUME, NULL);
     json_text_raw(p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"projected\":{\"sources\":"
-                            "[{\"serviceAccountToken\":{\"audience\":");
+                           "[{\"serviceAccountToken\":{\"audience\":");
     put_str(p->text, aud ? aud : "sts.amazonaws.com");
     json_text_raw(p->text, ",\"expirationSeconds\":");
     json_text_raw(p->text, decimal(json_int_at(aws, "tokenExpirationSeconds", 86400), exp));
@@ -302,7 +302,7 @@ static void plan_aws(struct plan *p, const json_t *aws) {
     env_var(p, "AWS_WEB_IDENTITY_TOKEN_FILE", INJECT_AWS_TOKEN_DIR "/token");
     struct item *m = item_begin(p, p->mounts, &p->n_mounts, INJECT_AWS_VOLUME, INJECT_AWS_TOKEN_DIR);
     json_text_raw(p->text, "{\"name\":\"" INJECT_AWS_VOLUME "\",\"readOnly\":true,"
-                            "\"mountPath\":\"" INJECT_AWS_TOKEN_DIR "\"}");
+                           "\"mountPath\":\"" INJECT_AWS_TOKEN_DIR "\"}");
     item_end(p, m);
 }
 
