@@ -39,7 +39,7 @@ for _ in $(seq 120); do kc get ns -o name | grep -q '/bench-\(ctl\|op\)-' || bre
 kc create ns "$NS" >/dev/null; kc create ns "$OPNS" >/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
   -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-"$BIN" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --metrics-port 19390 --api-port 0 --webhook-port 0 \
+GNUTLS_NO_IMPLICIT_INIT=1 "$BIN" --kubeconfig "$KUBECONFIG" --namespace "$OPNS" --metrics-port 19390 --api-port 0 --webhook-port 0 \
   --bind-address 127.0.0.1 --webhook-cert-dir "$WORK" --workers 4 --log-level warn >"$WORK/log" 2>&1 &
 PID=$!
 until curl -fsS http://127.0.0.1:19390/readyz >/dev/null 2>&1; do sleep 0.2; done
