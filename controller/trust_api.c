@@ -102,6 +102,18 @@ static void reply_json(struct call *c, int code, json_t *body) {
 static void reply_error(struct call *c, int code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Sends a 200 formatted in place (trust_api_*_reply): n bytes of body, or
+ * a 500 when n < 0 (it did not fit, or out of memory). */
+static void reply_text(struct call *c, const char *body, int n) {
+    if (n < 0) {
+        reply_error(c, 500, "InternalError", "reply could not be formatted");
+        return;
+    }
+    if (c->pending && record_signature(c) != 0) return;
+    count(c, 200, NULL);
+    httpd_reply(c->req, 200, "application/json", body, (size_t)n);
+}
+
 static void reply_error(struct call *c, int code, const char *reason, const char *fmt, ...) {
     char msg[512];
     va_list ap;
@@ -452,8 +464,9 @@ static void challenge_finish(struct step_call *sc, const struct trust_store_repl
         reply_step_error(c, r);
         return;
     }
-    reply_json(c, 200, json_pack("{s:s, s:s, s:I}", "challenge_id", sc->ch.id, "nonce", sc->ch.nonce,
-                                 "expires_in_seconds", (json_int_t)((c->api->o.challenge_ttl_ms + 999) / 1000)));
+    char body[256];
+    reply_text(c, body,
+               trust_api_challenge_reply(body, sizeof body, &sc->ch, (c->api->o.challenge_ttl_ms + 999) / 1000));
 }
 
 static int challenge_queue(struct trust_store_loop *l, struct step_call *held, char *err, size_t errlen) {
@@ -478,14 +491,6 @@ static void challenge(struct call *call, const struct agent_record *caller) {
     struct step_call sc = {.c = *call, .finish = challenge_finish};
     if (!(sc.in = agent_body(&sc.c, TRUST_API_BODY_CHALLENGE))) return;
     run_step(&sc, challenge_queue, challenge_sync);
-}
-
-static json_t *verify_reply(const struct handshake_result *res) {
-    return json_pack("{s:b, s:o, s:o, s:o, s:o}", "verified", res->verified, "trust_score",
-                     res->known ? json_integer(res->score) : json_null(), "tier",
-                     res->known ? json_string(trust_tier_name(res->tier)) : json_null(), "capabilities",
-                     caps_of(res->capabilities), "rejection_reason",
-                     res->verified ? json_null() : json_string(res->reason));
 }
 
 static void audit_handshake(struct trust_api *api, const char *verifier, const char *cid, const char *did,
@@ -513,7 +518,10 @@ static void verify_decided(struct step_call *sc, struct handshake_result *res) {
     if (res->policy) metric_add(api->violations, 1);
     if (!res->verified)
         log_info(LOG, "handshake of %s for %s rejected: %s", sc->req.agent_did, sc->caller, res->reason);
-    reply_json(&sc->c, 200, verify_reply(res));   /* first: the audit wakes its worker thread */
+    size_t len = 0;
+    char *text = trust_api_verify_reply(res, &len);   /* first: the audit wakes its worker thread */
+    reply_text(&sc->c, text, text ? (int)len : -1);
+    free(text);
     metric_observe(api->handshake_time, metrics_now() - sc->t0);
     audit_handshake(api, sc->caller, sc->req.challenge_id, sc->req.agent_did, res);
     handshake_result_clear(res);
@@ -648,16 +656,49 @@ int trust_api_signal_reply(char *out, size_t outlen, const char *did, int score,
     return bad ? -1 : (int)n;
 }
 
-/* The reply to an applied signal, formatted in place (see trust_api.h). */
-static void reply_signal(struct call *c, const char *did, int score, const char *tier, const struct trust_state *st) {
-    char body[512];
-    int n = trust_api_signal_reply(body, sizeof body, did, score, tier, st);
-    if (n < 0) {
-        reply_error(c, 500, "InternalError", "signal reply does not fit");
-        return;
+
+int trust_api_challenge_reply(char *out, size_t outlen, const struct handshake_challenge *ch, long long expires_s) {
+    char num[24];
+    size_t n = 0;
+    snprintf(num, sizeof num, "%lld", expires_s);
+    int bad = put_str(out, outlen, &n, "{\"challenge_id\":\"") | put_str(out, outlen, &n, ch->id) |
+              put_str(out, outlen, &n, "\",\"expires_in_seconds\":") | put_str(out, outlen, &n, num) |
+              put_str(out, outlen, &n, ",\"nonce\":\"") | put_str(out, outlen, &n, ch->nonce) |
+              put_str(out, outlen, &n, "\"}");
+    return bad ? -1 : (int)n;
+}
+
+/* v as json_compact writes it (malloc'ed), for the parts of a verify reply
+ * that may need escaping; NULL on OOM or when v is NULL (bad UTF-8). */
+static char *json_text(json_t *v) {
+    char *t = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    return t;
+}
+
+char *trust_api_verify_reply(const struct handshake_result *res, size_t *len) {
+    int has_caps = json_is_array(res->capabilities) && json_array_size(res->capabilities) > 0;
+    char *caps = has_caps ? json_text(json_incref(res->capabilities)) : NULL;
+    char *reason = res->verified ? NULL : json_text(json_string(res->reason));
+    char score[24] = "null", tier[32] = "null";
+    if (res->known) {
+        snprintf(score, sizeof score, "%d", res->score);
+        snprintf(tier, sizeof tier, "\"%s\"", trust_tier_name(res->tier));   /* tier names need no escaping */
     }
-    count(c, 200, NULL);
-    httpd_reply(c->req, 200, "application/json", body, (size_t)n);
+    char *out = NULL;
+    if ((!has_caps || caps) && (res->verified || reason)) {
+        const char *parts[] = {"{\"capabilities\":", has_caps ? caps : "[]", ",\"rejection_reason\":",
+                               res->verified ? "null" : reason, ",\"tier\":", tier, ",\"trust_score\":", score,
+                               ",\"verified\":", res->verified ? "true}" : "false}"};
+        size_t total = 1, n = 0;
+        for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) total += strlen(parts[i]);
+        if ((out = malloc(total)))
+            for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) put_str(out, total, &n, parts[i]);
+        *len = n;
+    }
+    free(caps);
+    free(reason);
+    return out;
 }
 
 static void signal_finish(struct step_call *sc, const struct trust_store_reply *r) {
@@ -685,7 +726,8 @@ static void signal_finish(struct step_call *sc, const struct trust_store_reply *
                            "value", sc->sig.value, "weight", sc->sig.weight, "source",
                            json_str_at(sc->in, "source"), "reporter", sc->caller, "trust_score", score,
                            "tier", tier));
-        reply_signal(c, did, score, tier, st);
+        char body[512];
+        reply_text(c, body, trust_api_signal_reply(body, sizeof body, did, score, tier, st));
     }
 }
 

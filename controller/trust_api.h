@@ -158,6 +158,20 @@ json_t *trust_api_parse_body(enum trust_api_body which, const char *body, size_t
 int trust_api_signal_reply(char *out, size_t outlen, const char *did, int score, const char *tier,
                            const struct trust_state *st);
 
+struct handshake_challenge;
+struct handshake_result;
+
+/* The challenge reply, {challenge_id, expires_in_seconds, nonce}, into
+ * out, byte for byte json_compact's (the id and nonce are hex). Its
+ * length, or -1 when out is too small. */
+int trust_api_challenge_reply(char *out, size_t outlen, const struct handshake_challenge *ch, long long expires_s);
+
+/* The verify reply, {capabilities, rejection_reason, tier, trust_score,
+ * verified}, byte for byte json_compact's (jansson escapes the
+ * capabilities and the reason). Malloc'ed, with its length in *len; NULL
+ * on OOM or a reason that is not UTF-8. */
+char *trust_api_verify_reply(const struct handshake_result *res, size_t *len);
+
 /* ---- handshake core (handshake.c): no HTTP, so it is tested directly ---------- */
 
 #define HANDSHAKE_ID_PREFIX "challenge_"

@@ -1041,6 +1041,53 @@ START_TEST(signal_reply_is_jansson_text) {
 }
 END_TEST
 
+/* The challenge and verify replies formatted in place are what
+ * json_compact makes of the objects the API used to build: known and
+ * unknown agents, verified and rejected, capabilities and reasons that need
+ * escaping. */
+START_TEST(handshake_replies_are_jansson_text) {
+    struct handshake_challenge ch = {.id = "challenge_0123456789abcdef",
+                                     .nonce = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"};
+    char mine[256];
+    json_t *o = json_pack("{s:s, s:s, s:I}", "challenge_id", ch.id, "nonce", ch.nonce, "expires_in_seconds",
+                          (json_int_t)30);
+    char *want = json_compact(o);
+    ck_assert_int_eq(trust_api_challenge_reply(mine, sizeof mine, &ch, 30), (int)strlen(want));
+    ck_assert_str_eq(mine, want);
+    ck_assert_int_eq(trust_api_challenge_reply(mine, 40, &ch, 30), -1);
+    free(want);
+    json_decref(o);
+    json_t *caps[] = {NULL, json_array(), json_pack("[s, s]", "read:data", "write:reports"),
+                      json_pack("[s, s]", "a\"b\\c", "\xc3\xa9\t\x01")};
+    const char *reasons[] = {"", "score 263 is under the bar of 500", "agent \"x\" \\ has\ta \x01 control",
+                             "caf\xc3\xa9"};
+    for (int i = 0; i < 64; i++) {
+        struct handshake_result res = {.verified = i & 1, .known = (i >> 1) & 1, .score = 827, .tier = TRUST_TIER_TRUSTED,
+                                       .capabilities = caps[(i >> 2) & 3]};
+        snprintf(res.reason, sizeof res.reason, "%s", res.verified ? "" : reasons[(i >> 4) & 3]);
+        o = json_pack("{s:b, s:o, s:o, s:o, s:o}", "verified", res.verified, "trust_score",
+                      res.known ? json_integer(res.score) : json_null(), "tier",
+                      res.known ? json_string(trust_tier_name(res.tier)) : json_null(), "capabilities",
+                      json_is_array(res.capabilities) ? json_incref(res.capabilities) : json_array(),
+                      "rejection_reason", res.verified ? json_null() : json_string(res.reason));
+        want = json_compact(o);
+        size_t len = 0;
+        char *text = trust_api_verify_reply(&res, &len);
+        ck_assert_ptr_nonnull(text);
+        ck_assert_str_eq(text, want);
+        ck_assert_uint_eq(len, strlen(want));
+        free(text);
+        free(want);
+        json_decref(o);
+    }
+    struct handshake_result bad = {.verified = 0, .known = 1};
+    snprintf(bad.reason, sizeof bad.reason, "\xff not UTF-8");
+    size_t len;
+    ck_assert_ptr_null(trust_api_verify_reply(&bad, &len));
+    for (int i = 1; i < 4; i++) json_decref(caps[i]);
+}
+END_TEST
+
 /* The same request twice with one Authorization: 200 (or code1) first, then 401 "already used". */
 static void send_twice(const char *path, const char *body, long code1) {
     char auth[AUTH_HEADER_MAX];
@@ -1188,6 +1235,7 @@ int main(void) {
     tcase_add_test(tc, async_store_shutdown_ends_held);
     tcase_add_test(tc, async_store_handshakes);
     tcase_add_test(tc, signal_reply_is_jansson_text);
+    tcase_add_test(tc, handshake_replies_are_jansson_text);
     suite_add_tcase(s, tc);
     int rc = check_run(s, CK_FORK_GETENV);
     curl_global_cleanup();
