@@ -302,7 +302,9 @@ START_TEST(drain_hands_out_queued_keys)
     pthread_t t;
     /* drain blocks until "a" is done and "b" handed out and done */
     ck_assert_int_eq(pthread_create(&t, NULL, drain_thread, q), 0);
-    usleep(20000);
+    /* wait for the drain to begin (a loaded machine may start the thread late) */
+    for (int i = 0; i < 500 && !workqueue_shutting_down(q); i++)
+        usleep(10000);
     ck_assert_int_eq(workqueue_shutting_down(q), 1);
     char *b = workqueue_get(q);
     ck_assert_str_eq(b, "b");
