@@ -26,7 +26,10 @@
 # The busy loops only get what nobody else wants, but they keep the cores
 # busy, so "cores busy" reads ~100% there. The medians close the output for
 # each condition, so the machine's halt/wake latency and ours separate in
-# one run (a wake probe is taken awake as well).
+# one run (a wake probe is taken awake as well). It only separates them on
+# an otherwise idle host: when other work already keeps the cores busy, or
+# the hypervisor is short of CPU (steal in the lines), the busy loops add
+# nothing but competition and "awake" reads worse, not better.
 # One server per scheduler slice in SLICES (the server's --sched-slice-us:
 # 100 is the controller's default, 0 the kernel's), all up at once; the
 # fixed-rate runs and their floors alternate between them for ROUNDS rounds
