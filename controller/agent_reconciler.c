@@ -786,6 +786,31 @@ static void forget_agent(struct controller *c, const char *ns, const char *name,
     pthread_mutex_unlock(&c->throttle_lock);
 }
 
+/* The view both passes start from: the agent (the view takes the reference),
+ * its conditions (taken) and its effective TrustPolicy (the default when it
+ * cannot be computed). */
+static void view_begin(struct controller *c, struct agent_view *v, struct trust_policy *eff, const char *key,
+                       char *ns, char *name, json_t *agid, json_t *conditions) {
+    memset(v, 0, sizeof *v);
+    v->ns = ns;
+    v->name = name;
+    v->agid = agid;
+    v->conditions = conditions;
+    char err[256];
+    if (controller_effective_policy(c, agid, eff, err, sizeof err) != 0) {
+        log_warn(LOG, "%s: effective policy: %s", key, err);
+        trust_policy_init_default(eff);
+    }
+}
+
+/* Releases what view_begin and the pass gathered, the key material wiped. */
+static void view_end(struct agent_view *v, struct trust_policy *eff) {
+    trust_policy_free(eff);
+    identity_wipe(&v->id);
+    json_decref(v->conditions);
+    json_decref(v->agid);
+}
+
 int agent_refresh(struct controller *c, const char *key, double *requeue_after) {
     char ns[AGENT_NS_MAX], name[AGENT_NAME_MAX];
     *requeue_after = 0;
@@ -799,14 +824,8 @@ int agent_refresh(struct controller *c, const char *key, double *requeue_after) 
         return 0;
     }
     struct agent_view v;
-    memset(&v, 0, sizeof v);
-    v.ns = ns;
-    v.name = name;
-    v.agid = agid;
-    v.conditions = json_array();
     struct trust_policy eff;
-    char err[256];
-    if (controller_effective_policy(c, agid, &eff, err, sizeof err) != 0) trust_policy_init_default(&eff);
+    view_begin(c, &v, &eff, key, ns, name, agid, json_array());
     json_t *secret = agent_secret_name(name, v.secret_name, sizeof v.secret_name) == 0
                          ? informer_get_by_name(c->secrets, ns, v.secret_name)
                          : NULL;
@@ -818,10 +837,7 @@ int agent_refresh(struct controller *c, const char *key, double *requeue_after) 
         if (v.have_score) *requeue_after = 3600;   /* decay moves the phase by whole hours */
     }
     json_decref(secret);
-    trust_policy_free(&eff);
-    identity_wipe(&v.id);
-    json_decref(v.conditions);
-    json_decref(agid);
+    view_end(&v, &eff);
     return 0;
 }
 
@@ -840,24 +856,14 @@ int agent_reconcile(struct controller *c, const char *key, double *requeue_after
         return rc;
     }
     struct agent_view v;
-    memset(&v, 0, sizeof v);
-    v.ns = ns;
-    v.name = name;
-    v.agid = agid;
+    struct trust_policy eff;
+    json_t *conds = json_at(agid, "status.conditions");
+    view_begin(c, &v, &eff, key, ns, name, agid, json_is_array(conds) ? json_deep_copy(conds) : json_array());
     v.generation = json_int_at(agid, "metadata.generation", 0);
     rfc3339(now_unix(), v.now, sizeof v.now);
-    json_t *conds = json_at(agid, "status.conditions");
-    v.conditions = json_is_array(conds) ? json_deep_copy(conds) : json_array();
 
-    struct trust_policy eff;
-    char err[256];
-    int rc = controller_effective_policy(c, agid, &eff, err, sizeof err);
-    if (rc != 0) {
-        log_warn(LOG, "%s: effective policy: %s", key, err);
-        trust_policy_init_default(&eff);
-    }
     /* Revocation needs the score, the score needs the DID: read the key first, revoke after. */
-    rc = ensure_identity(c, &v, 0, requeue_after);
+    int rc = ensure_identity(c, &v, 0, requeue_after);
     if (rc == 0) {
         evaluate_trust(c, &v, &eff);
         enforce(&v, &eff);
@@ -881,9 +887,6 @@ int agent_reconcile(struct controller *c, const char *key, double *requeue_after
     if (v.provisioning) events_record(c->events, agid, "Normal", "Provisioned", "%s", v.provisioned);
     /* Decay moves the score by whole hours: look again at the next hour boundary. */
     if (ready && v.have_score && (*requeue_after <= 0 || *requeue_after > 3600)) *requeue_after = 3600;
-    trust_policy_free(&eff);
-    identity_wipe(&v.id);
-    json_decref(v.conditions);
-    json_decref(agid);
+    view_end(&v, &eff);
     return rc == 0 && sa_rc == 0 && np_rc == 0 && pods_rc == 0 && st_rc == 0 ? 0 : -1;
 }
