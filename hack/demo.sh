@@ -151,6 +151,7 @@ start_controller() {
   mkdir -p "$DEMO/spool"
   (
     export AGENTMESH_POSTGRES_URL=$AGENTMESH_TEST_POSTGRES_URL
+    export GNUTLS_NO_IMPLICIT_INIT=1   # as the Deployment in manifests/base runs it
     demo_cl cl_start controller "$BUILD/agentmesh-controller" --kubeconfig "$KUBECONFIG" \
       --namespace "$OPNS" --bind-address 127.0.0.1 --api-port "$API_PORT" \
       --metrics-port "$METRICS_PORT" --webhook-port "$WEBHOOK_PORT" \
