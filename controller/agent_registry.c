@@ -105,11 +105,10 @@ static void stored_free(void *p) {
     free(s);
 }
 
-/* The shared entry for `list` (one more user), made on first sight. NULL
- * when list is NULL or out of memory: the record then keeps its own list.
- * Called with the lock held. */
-static struct shared_caps *caps_acquire(struct agent_registry *r, json_t *list) {
-    char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+/* The shared entry for the list whose compact JSON is `text` (one more
+ * user), made from `list` on first sight. NULL when text is NULL or out of
+ * memory: the record then keeps its own list. Called with the lock held. */
+static struct shared_caps *caps_acquire(struct agent_registry *r, json_t *list, const char *text) {
     if (!text) return NULL;
     struct shared_caps *sc = strmap_get(r->caps, text);
     if (!sc && (sc = malloc(sizeof *sc + strlen(text) + 1))) {
@@ -122,7 +121,6 @@ static struct shared_caps *caps_acquire(struct agent_registry *r, json_t *list) 
             sc = NULL;
         }
     }
-    free(text);
     if (sc) sc->users++;
     return sc;
 }
@@ -133,11 +131,17 @@ static void shared_caps_free(void *p) {
     free(sc);
 }
 
+/* One user fewer of a shared list (NULL: none); the last one frees it.
+ * Called with the lock held. */
+static void caps_release(struct agent_registry *r, struct shared_caps *sc) {
+    if (sc && --sc->users == 0) shared_caps_free(strmap_remove(r->caps, sc->text));
+}
+
 /* Drops a record that leaves by_did, and its use of a shared list. Called
  * with the lock held. */
 static void stored_release(struct agent_registry *r, struct stored *s) {
     if (!s) return;
-    if (s->shared && --s->shared->users == 0) shared_caps_free(strmap_remove(r->caps, s->shared->text));
+    caps_release(r, s->shared);
     stored_free(s);
 }
 
@@ -212,8 +216,9 @@ static void forget_name_of(struct agent_registry *r, const struct stored *s, con
 int agent_registry_put(struct agent_registry *r, const struct agent_record *rec) {
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
     if (name_key(rec->ns, rec->name, key, sizeof key) != 0) return -1;
+    char *caps_text = rec->capabilities ? json_dumps(rec->capabilities, JSON_COMPACT) : NULL;
     pthread_mutex_lock(&r->lock);
-    struct shared_caps *shared = caps_acquire(r, rec->capabilities);
+    struct shared_caps *shared = caps_acquire(r, rec->capabilities, caps_text);
     struct stored *copy = stored_new(rec, shared);
     int rc = -1;
     if (copy) {
@@ -233,10 +238,11 @@ int agent_registry_put(struct agent_registry *r, const struct agent_record *rec)
             forget_name_of(r, old, key);   /* the DID was another agent's */
         }
         stored_release(r, rc == 0 ? old : copy);
-    } else if (shared && --shared->users == 0) {
-        shared_caps_free(strmap_remove(r->caps, shared->text));
+    } else {
+        caps_release(r, shared);
     }
     pthread_mutex_unlock(&r->lock);
+    free(caps_text);
     return rc == 0 ? 0 : -1;
 }
 

@@ -2,10 +2,9 @@
  * (cache_codec.h).
  *
  * An entry is one byte naming its dictionary, then a zstd frame. The
- * dictionaries are only ever added (at most MAX_DICTS), so an entry stays
- * decodable for the codec's life and readers need no lock to find its
- * dictionary: the entry reaches them through the informer's lock, after
- * the dictionary was stored.
+ * dictionaries are only ever added (at most MAX_DICTS), never replaced, so
+ * an entry stays decodable for the codec's life; readers hold dict_lock only
+ * to look its dictionary up.
  *
  * The zstd contexts are process-wide, one for compressing and one for
  * decompressing, each behind a mutex: a context holds ~100-200 KiB of
@@ -165,7 +164,11 @@ static char *decode_text(struct cache_codec *cc, const unsigned char *buf, size_
     int known = len > 1 && buf[0] < cc->ndicts;
     ZSTD_DDict *dd = known ? cc->ddict[buf[0]] : NULL;
     pthread_mutex_unlock(&cc->dict_lock);
-    unsigned long long want = known ? ZSTD_getFrameContentSize(buf + 1, len - 1) : ZSTD_CONTENTSIZE_ERROR;
+    if (!known) {
+        log_error("cache", "cannot decode a cached object: it names no dictionary of this cache");
+        return NULL;
+    }
+    unsigned long long want = ZSTD_getFrameContentSize(buf + 1, len - 1);
     if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN || want > DECODED_MAX) {
         log_error("cache", "cannot decode a cached object: not a complete zstd frame");
         return NULL;
