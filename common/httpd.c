@@ -439,6 +439,26 @@ void httpd_set_header(struct httpd_req *r, const char *name, const char *value) 
         log_warn("httpd", "cannot set response header %s", name);
 }
 
+/* Plain connections: the reply goes out now instead of on the loop's next
+ * turn. Left to the bufferevent, every reply cost a turn of its own (an
+ * epoll_wait for writability, and two epoll_ctl to watch for it and stop) —
+ * strace of the trust API showed it per request. When the whole reply is
+ * written, the write callback is run as the bufferevent would run it: evhttp
+ * then finishes the request and starts reading the next one (or frees the
+ * connection), so bev must not be used afterwards. A partial write or an
+ * error is left to the bufferevent, which still watches for writability and
+ * reports errors as before. The socket bufferevent keeps its output's front
+ * frozen between its own writes, as here. */
+static void write_now(struct bufferevent *bev) {
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || evbuffer_get_length(out) == 0) return;
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0 && evbuffer_get_length(out) == 0) bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
 void httpd_reply(struct httpd_req *r, int code, const char *content_type, const void *body,
                  size_t len) {
     struct evbuffer *buf = evbuffer_new();
@@ -454,15 +474,22 @@ void httpd_reply(struct httpd_req *r, int code, const char *content_type, const 
     if (content_type) httpd_set_header(r, "Content-Type", content_type);
     struct evhttp_connection *conn = evhttp_request_get_connection(r->ev);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    int tls = r->loop->owner->opts.tls;
     evhttp_send_reply(r->ev, code, NULL, buf);
-    /* evhttp queues the head and the body as two chains, and OpenSSL would
-     * make each a TLS record and a write(2); one chain goes out as one. The
-     * write itself happens later in the loop, so the connection is still
-     * there. Big replies (several records anyway) are not copied again. */
-    struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
-    if (out && evbuffer_get_length(out) <= 16384) evbuffer_pullup(out, -1);
     evbuffer_free(buf);
     req_free(r);
+    if (!bev) return;
+    if (tls) {
+        /* evhttp queues the head and the body as two chains, and OpenSSL
+         * would make each a TLS record and a write(2); one chain goes out as
+         * one. The write itself happens later in the loop, so the
+         * connection is still there. Big replies (several records anyway)
+         * are not copied again. */
+        struct evbuffer *out = bufferevent_get_output(bev);
+        if (evbuffer_get_length(out) <= 16384) evbuffer_pullup(out, -1);
+    } else {
+        write_now(bev);
+    }
 }
 
 void httpd_reply_json(struct httpd_req *r, int code, json_t *body) {

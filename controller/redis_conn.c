@@ -877,10 +877,11 @@ int redis_async_command(struct redis_async *a, int argc, const char **argv, cons
     struct pending *p = malloc(sizeof *p);
     char *cmd = NULL;
     int len = p ? redis_format_command(&cmd, argc, argv, argvlen) : -1;
-    if (len < 0 || bufferevent_write(a->bev, cmd, (size_t)len) != 0) {
+    if (len < 0 || bufferevent_enable(a->bev, EV_WRITE) != 0 ||
+        bufferevent_write(a->bev, cmd, (size_t)len) != 0) {
         free(p);
         free(cmd);
-        snprintf(err, errlen, "redis: out of memory queueing %s", argc ? argv[0] : "command");
+        snprintf(err, errlen, "redis: cannot queue %s (out of memory)", argc ? argv[0] : "command");
         return -1;
     }
     free(cmd);
@@ -892,12 +893,18 @@ int redis_async_command(struct redis_async *a, int argc, const char **argv, cons
      * an error shows on its next read or write. We set no write callback,
      * so draining the buffer here skips nothing; the socket bufferevent
      * keeps its output's front frozen between its own writes, as here.
+     * Watching for writability is only needed for what did not fit: it is
+     * switched off once all is written, and bufferevent_write switched it
+     * on this same turn, so the loop's changelist cancels the pair instead
+     * of two epoll_ctl per turn (strace).
      * (TLS: OpenSSL's bufferevent writes records itself.) */
     if (a->plain) {
         struct evbuffer *out = bufferevent_get_output(a->bev);
         evbuffer_unfreeze(out, 1);
         evbuffer_write(out, bufferevent_getfd(a->bev));
         evbuffer_freeze(out, 1);
+        if (evbuffer_get_length(out) == 0)
+            bufferevent_disable(a->bev, EV_WRITE);
     }
     *p = (struct pending){fn, arg, NULL};
     if (!a->head)    /* the reply timer counts from now, not from the last idle read */
