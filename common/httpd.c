@@ -33,6 +33,7 @@
 
 #define MAX_ROUTES 32
 #define MAX_THREADS 16
+#define FLUSH_MAX 64     /* plain replies written per callback; more wait for the loop's next turn */
 
 struct route {
     char *method;
@@ -49,6 +50,9 @@ struct loop {
     struct evhttp *http;
     struct evconnlistener *listener;
     struct event *stop_event;   /* activated to stop: unlike loopbreak, never lost before the loop runs */
+    struct event *flush_event;  /* writes the replies below once the callback that made them returns */
+    struct bufferevent *to_flush[FLUSH_MAX];   /* each holds a reference */
+    int nflush;
     pthread_t thread;
     int running;
 };
@@ -251,6 +255,52 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg) {
                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
 }
 
+/* Plain connections: a reply goes out in the loop turn that made it, once
+ * the callback that made it returns, instead of on the next turn. Left to
+ * the bufferevent, every reply cost a turn of its own (an epoll_wait for
+ * writability, and two epoll_ctl to watch for it and stop; strace of the
+ * trust API showed it per request). Not from inside httpd_reply: handlers
+ * count and audit after replying, and a client must not see its reply
+ * before that is done. The flush event is made active, so libevent runs it
+ * after the current callback in the same turn. The reference keeps each
+ * bufferevent alive even if evhttp frees its connection meanwhile. */
+static void flush_after_callback(struct loop *loop, struct bufferevent *bev) {
+    if (loop->nflush == FLUSH_MAX) return;   /* the bufferevent writes it next turn, as it would anyway */
+    bufferevent_incref(bev);
+    loop->to_flush[loop->nflush++] = bev;
+    if (loop->nflush == 1) event_active(loop->flush_event, EV_TIMEOUT, 0);
+}
+
+/* Writes one reply now. When all of it is written, the write callback is
+ * run as the bufferevent would run it: evhttp then finishes the request and
+ * starts reading the next one (or frees the connection). A partial write or
+ * an error is left to the bufferevent, which still watches for writability
+ * and reports errors as before. The socket bufferevent keeps its output's
+ * front frozen between its own writes, as here. */
+static void write_now(struct bufferevent *bev) {
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || evbuffer_get_length(out) == 0) return;
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0 && evbuffer_get_length(out) == 0) bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
+static void flush_replies(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct loop *loop = arg;
+    struct bufferevent *bevs[FLUSH_MAX];
+    int n = loop->nflush;
+    memcpy(bevs, loop->to_flush, (size_t)n * sizeof bevs[0]);   /* a write callback may queue more */
+    loop->nflush = 0;
+    for (int i = 0; i < n; i++) {
+        write_now(bevs[i]);
+        bufferevent_decref(bevs[i]);
+    }
+}
+
 static void stop_loop(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
@@ -265,6 +315,7 @@ static void *loop_main(void *arg) {
         log_warn("httpd", "%s: %s (keeping the kernel's slice)", loop->owner->name, err);
     event_base_dispatch(loop->base);
     if (loop->owner->on_stop) loop->owner->on_stop(loop->base, loop->owner->on_stop_arg);
+    flush_replies(-1, 0, loop);   /* what on_stop answered, and what a stop cut short */
     return NULL;
 }
 
@@ -312,7 +363,8 @@ static int loop_init(struct httpd *h, struct loop *loop, char *err, size_t errle
     if (cfg) event_config_free(cfg);
     loop->http = loop->base ? evhttp_new(loop->base) : NULL;
     loop->stop_event = loop->base ? event_new(loop->base, -1, 0, stop_loop, loop->base) : NULL;
-    if (!loop->http || !loop->stop_event) {
+    loop->flush_event = loop->base ? event_new(loop->base, -1, 0, flush_replies, loop) : NULL;
+    if (!loop->http || !loop->stop_event || !loop->flush_event) {
         snprintf(err, errlen, "%s: cannot create event loop", h->name);
         return -1;
     }
@@ -387,6 +439,7 @@ void httpd_free(struct httpd *h) {
             pthread_join(loop->thread, NULL);
         }
         if (loop->stop_event) event_free(loop->stop_event);
+        if (loop->flush_event) event_free(loop->flush_event);
         if (loop->http) evhttp_free(loop->http); /* frees the bound listener too */
         else if (loop->listener) evconnlistener_free(loop->listener);
         if (loop->base) event_base_free(loop->base);
@@ -439,26 +492,6 @@ void httpd_set_header(struct httpd_req *r, const char *name, const char *value) 
         log_warn("httpd", "cannot set response header %s", name);
 }
 
-/* Plain connections: the reply goes out now instead of on the loop's next
- * turn. Left to the bufferevent, every reply cost a turn of its own (an
- * epoll_wait for writability, and two epoll_ctl to watch for it and stop) —
- * strace of the trust API showed it per request. When the whole reply is
- * written, the write callback is run as the bufferevent would run it: evhttp
- * then finishes the request and starts reading the next one (or frees the
- * connection), so bev must not be used afterwards. A partial write or an
- * error is left to the bufferevent, which still watches for writability and
- * reports errors as before. The socket bufferevent keeps its output's front
- * frozen between its own writes, as here. */
-static void write_now(struct bufferevent *bev) {
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd < 0 || evbuffer_get_length(out) == 0) return;
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, fd);
-    evbuffer_freeze(out, 1);
-    if (n > 0 && evbuffer_get_length(out) == 0) bufferevent_trigger(bev, EV_WRITE, 0);
-}
-
 void httpd_reply(struct httpd_req *r, int code, const char *content_type, const void *body,
                  size_t len) {
     struct evbuffer *buf = evbuffer_new();
@@ -474,12 +507,12 @@ void httpd_reply(struct httpd_req *r, int code, const char *content_type, const 
     if (content_type) httpd_set_header(r, "Content-Type", content_type);
     struct evhttp_connection *conn = evhttp_request_get_connection(r->ev);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-    int tls = r->loop->owner->opts.tls;
+    struct loop *loop = r->loop;
     evhttp_send_reply(r->ev, code, NULL, buf);
     evbuffer_free(buf);
     req_free(r);
     if (!bev) return;
-    if (tls) {
+    if (loop->owner->opts.tls) {
         /* evhttp queues the head and the body as two chains, and OpenSSL
          * would make each a TLS record and a write(2); one chain goes out as
          * one. The write itself happens later in the loop, so the
@@ -488,7 +521,7 @@ void httpd_reply(struct httpd_req *r, int code, const char *content_type, const 
         struct evbuffer *out = bufferevent_get_output(bev);
         if (evbuffer_get_length(out) <= 16384) evbuffer_pullup(out, -1);
     } else {
-        write_now(bev);
+        flush_after_callback(loop, bev);
     }
 }
 

@@ -50,16 +50,27 @@ static void on_audit(void *arg, const char *type, const char *did, int64_t ts_ms
     pthread_mutex_unlock(&audit_mu);
 }
 
-/* The last audit event (new reference). */
-static json_t *last_audit(void) {
+static size_t audit_count(void) {
     pthread_mutex_lock(&audit_mu);
     size_t n = json_array_size(audit_seen);
-    json_t *e = n ? json_incref(json_array_get(audit_seen, n - 1)) : NULL;
     pthread_mutex_unlock(&audit_mu);
-    ck_assert_ptr_nonnull(e);
-    return e;
+    return n;
 }
 
+/* The n-th audit event, counted from 1 (new reference). A verify is
+ * answered before it is audited, so the client can have its reply first:
+ * this waits up to 2 s for the event. */
+static json_t *audit_event(size_t n) {
+    json_t *e = NULL;
+    for (int i = 0; i < 200 && !e; i++) {
+        pthread_mutex_lock(&audit_mu);
+        e = json_array_size(audit_seen) >= n ? json_incref(json_array_get(audit_seen, n - 1)) : NULL;
+        pthread_mutex_unlock(&audit_mu);
+        if (!e) usleep(10000);
+    }
+    ck_assert_msg(e != NULL, "audit event %zu never came (%zu seen)", n, audit_count());
+    return e;
+}
 
 /* Gives did a stored state with these dimensions (weight order), last positive now. */
 static void put_state(const char *did, double d0, double d1, double d2, double d3, double d4) {
@@ -304,6 +315,7 @@ START_TEST(full_handshake) {
     ck_assert_int_eq(strncmp(ch.id, "challenge_", 10), 0);
     ck_assert_int_eq(strlen(ch.nonce), 64);
     /* bob signs; alice verifies, asking for a score and a capability bob has. */
+    size_t audited = audit_count();
     json_t *out = verify_as(&alice, verify_body(&bob, bob.did, &ch,
                                                 ",\"required_score\":800,\"required_capabilities\":[\"write:reports\"]"));
     ck_assert(json_is_true(json_object_get(out, "verified")));
@@ -314,7 +326,7 @@ START_TEST(full_handshake) {
     ck_assert(json_is_null(json_object_get(out, "rejection_reason")));
     json_decref(out);
     ck_assert(counter("agentmesh_handshakes_total", "result", "verified") == verified0 + 1);
-    json_t *ev = last_audit();
+    json_t *ev = audit_event(audited + 1);
     ck_assert_str_eq(json_str_at(ev, "type"), "handshake.verified");
     ck_assert_str_eq(json_str_at(ev, "agent_did"), bob.did);
     ck_assert_str_eq(json_str_at(ev, "data.verifier"), alice.did);
@@ -443,8 +455,9 @@ START_TEST(bad_signature_and_wrong_agent) {
     expect_rejected(verify_as(&alice, verify_body(&bob, bob.did, &ch, "")), "already used");
     /* A challenge issued for bob, answered as alice (who signs correctly). */
     ask_challenge(&alice, bob.did, &ch);
+    size_t audited = audit_count();
     expect_rejected(verify_as(&alice, verify_body(&alice, alice.did, &ch, "")), "issued for another agent");
-    json_t *ev = last_audit();
+    json_t *ev = audit_event(audited + 1);
     ck_assert_str_eq(json_str_at(ev, "type"), "handshake.failed");
     ck_assert_ptr_nonnull(strstr(json_str_at(ev, "data.reason"), "another agent"));
     json_decref(ev);
@@ -619,10 +632,11 @@ START_TEST(signals_score_like_the_engine) {
     char body[256];
     snprintf(body, sizeof body, "{\"agent_did\":\"%s\",\"dimension\":\"resourceEfficiency\",\"value\":1,"
              "\"source\":\"unit-test\"}", alice.did);
+    size_t audited = audit_count();
     ck_assert_int_eq(call(&alice, "POST", "/api/v1/signals", body, &out), 200);
     ck_assert_double_eq(json_num_at(out, "dimensions.resourceEfficiency", -1), 50 * 0.9 + 100 * 0.1);
     json_decref(out);
-    json_t *ev = last_audit();
+    json_t *ev = audit_event(audited + 1);
     ck_assert_str_eq(json_str_at(ev, "type"), "trust.signal");
     ck_assert_str_eq(json_str_at(ev, "agent_did"), alice.did);
     ck_assert_str_eq(json_str_at(ev, "data.reporter"), alice.did);
