@@ -8,6 +8,7 @@
 #include "common/httpd.h"
 #include "common/json.h"
 #include "common/tls.h"
+#include "common/startup_pages.h"
 #include "controller/agent_registry.h"
 #include "controller/audit_pipeline.h"
 #include "controller/config.h"
@@ -166,7 +167,7 @@ static int webhook_cert_ready(void *arg, char *why, size_t whylen) {
     return cert_manager_ready(((struct servers *)arg)->certs, why, whylen);
 }
 
-static int start_servers(struct servers *s, const struct config *cfg, struct kube_client *client,
+static int start_servers(struct servers *s, const struct config *cfg, struct kube_client *client, int api_minor,
                          struct manager *mgr, struct agent_registry *registry, struct trust_store *store,
                          const char *ns, char *err, size_t errlen) {
     static const struct kube_gvr namespaces_gvr = {"", "v1", "namespaces", 0};
@@ -187,7 +188,7 @@ static int start_servers(struct servers *s, const struct config *cfg, struct kub
     snprintf(controller_url, sizeof controller_url, "%s://agentmesh-controller.%s.svc:%d",
              cfg->api_tls ? "https" : "http", ns, cfg->api_port);
     struct webhook_config wc = {
-        .inject = {.api_minor = api_minor_version(client), .operator_namespace = ns,
+        .inject = {.api_minor = api_minor, .operator_namespace = ns,
                    .sidecar_image = cfg->sidecar_image, .controller_url = controller_url},
         .identity = webhook_lookup_identity, .identity_arg = &s->lookup,
         .ns_labels = webhook_lookup_ns_labels, .ns_labels_arg = &s->lookup,
@@ -310,6 +311,14 @@ int main(int argc, char **argv) {
     if (!(store = open_store(&cfg, err, sizeof err))) goto out;
     if (!(registry = agent_registry_new())) goto out;
     log_info(LOG, "agentmesh-controller starting in namespace %s, trust store %s", ns, store->kind);
+    /* The first API request runs OpenSSL's and libcurl's start-up (configuration,
+     * providers, the first handshake); no thread has started yet, which is
+     * what startup_pages_drop needs. */
+    int api_minor = api_minor_version(client);
+    char why[160];
+    long dropped_kb = startup_pages_drop(why, sizeof why);
+    if (dropped_kb < 0) log_warn(LOG, "start-up's library pages stay mapped: %s", why);
+    else log_info(LOG, "unmapped %ld KiB of library pages only start-up used", dropped_kb);
 
     struct manager_options mo = {.client = client, .store = store, .registry = registry,
                                  .operator_namespace = ns, .workers = cfg.workers,
@@ -320,7 +329,7 @@ int main(int argc, char **argv) {
         snprintf(err, sizeof err, "cannot start informers");
         goto out;
     }
-    if (start_servers(&servers, &cfg, client, mgr, registry, store, ns, err, sizeof err) != 0) goto out;
+    if (start_servers(&servers, &cfg, client, api_minor, mgr, registry, store, ns, err, sizeof err) != 0) goto out;
     ops_server_add_check(ops, "informers", caches_ready, mgr);
     ops_server_add_check(ops, "webhook-certificate", webhook_cert_ready, &servers);
     ops_server_add_check(ops, "audit-spool", audit_pipeline_ready, servers.audit);
