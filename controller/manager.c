@@ -52,8 +52,19 @@ json_t *manager_strip_object(json_t *obj, void *arg) {
     return obj;
 }
 
-json_t *manager_strip_secret(json_t *obj, void *arg) {
+/* Our children (ServiceAccounts, Secrets, NetworkPolicies): their own uid and
+ * generation are never read (ownerReferences point at the AgentIdentity's),
+ * and a uid is 36 characters no dictionary compresses, per child. */
+static json_t *strip_child(json_t *obj, void *arg) {
     manager_strip_object(obj, arg);
+    json_t *meta = json_object_get(obj, "metadata");
+    json_object_del(meta, "uid");
+    json_object_del(meta, "generation");
+    return obj;
+}
+
+json_t *manager_strip_secret(json_t *obj, void *arg) {
+    strip_child(obj, arg);
     json_object_del(json_object_get(obj, "data"), "ed25519.key");
     return obj;
 }
@@ -71,7 +82,7 @@ static json_t *strip_pod(json_t *obj, void *arg) {
 
 /* ServiceAccounts: only metadata matters to us (not the token secrets list). */
 static json_t *strip_service_account(json_t *obj, void *arg) {
-    manager_strip_object(obj, arg);
+    strip_child(obj, arg);
     json_object_del(obj, "secrets");
     json_object_del(obj, "imagePullSecrets");
     return obj;
@@ -199,7 +210,7 @@ struct manager *manager_new(const struct manager_options *opts) {
     c->policies = make_informer(m, &GVR_TRUSTPOLICIES, NULL, manager_strip_object, ph);
     c->sas = make_informer(m, &GVR_SERVICEACCOUNTS, children_selector, strip_service_account, ch);
     c->secrets = make_informer(m, &GVR_SECRETS, children_selector, manager_strip_secret, ch);
-    c->netpols = make_informer(m, &GVR_NETWORKPOLICIES, children_selector, manager_strip_object, ch);
+    c->netpols = make_informer(m, &GVR_NETWORKPOLICIES, children_selector, strip_child, ch);
     struct informer_handlers podh = {child_added, pod_updated, child_added, NULL};
     c->pods = make_informer(m, &GVR_PODS, LABEL_AGENT, strip_pod, podh);
     if (!c->last_status_write || !c->events || !c->agent_queue || !c->policy_queue || !c->agents ||

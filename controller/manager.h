@@ -40,8 +40,9 @@ void manager_free(struct manager *m);
 struct controller *manager_controller(struct manager *m);
 
 /* The transforms the caches use, exposed for tests: they drop what the
- * controller never reads (managedFields, last-applied annotations) and, for
- * Secrets, the private key, which thus never sits in the cache. */
+ * controller never reads (managedFields, last-applied annotations, a
+ * child's own uid and generation) and, for Secrets, the private key, which
+ * thus never sits in the cache. */
 json_t *manager_strip_object(json_t *obj, void *arg);
 json_t *manager_strip_secret(json_t *obj, void *arg);
 
