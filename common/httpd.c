@@ -6,6 +6,7 @@
  * except the rate limiter's and the TLS context swap. */
 #include "common/httpd.h"
 
+#include "common/bev_write.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sched_slice.h"
@@ -275,16 +276,9 @@ static void flush_after_callback(struct loop *loop, struct bufferevent *bev) {
  * run as the bufferevent would run it: evhttp then finishes the request and
  * starts reading the next one (or frees the connection). A partial write or
  * an error is left to the bufferevent, which still watches for writability
- * and reports errors as before. The socket bufferevent keeps its output's
- * front frozen between its own writes, as here. */
+ * and reports errors as before. */
 static void write_now(struct bufferevent *bev) {
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd < 0 || evbuffer_get_length(out) == 0) return;
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, fd);
-    evbuffer_freeze(out, 1);
-    if (n > 0 && evbuffer_get_length(out) == 0) bufferevent_trigger(bev, EV_WRITE, 0);
+    if (bev_write_now(bev)) bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
 static void flush_replies(evutil_socket_t fd, short what, void *arg) {

@@ -274,21 +274,47 @@ START_TEST(async_pipelines_in_order)
 }
 END_TEST
 
-/* Over plain TCP a command is on the wire when redis_async_command returns,
- * before the loop polls again: the server works on it while the loop goes on. */
-START_TEST(async_writes_at_once)
+/* A loop callback that queues three commands, looking at what the server
+ * has received in between. */
+struct batch {
+    struct redis_async *a;
+    struct seen *s;
+    struct fake *f;
+    int received_inside;   /* what the server had while the callback ran */
+};
+
+static void queue_three(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct batch *b = arg;
+    queue(b->a, b->s, 1);
+    usleep(100000);            /* time enough for a write to reach the server */
+    b->received_inside = __atomic_load_n(&b->f->received, __ATOMIC_RELAXED);
+    queue(b->a, b->s, 2);
+}
+
+/* Over plain TCP the commands a callback queues are written together once
+ * it returns, in the same loop turn: not one write per command, and not
+ * when the loop next polls for writability. */
+START_TEST(async_writes_after_the_callback)
 {
     struct fake f = {0};
     fake_start(&f);
     struct seen s = {.base = event_base_new(), .want = 3};
     struct redis_async *a = async_to(s.base, f.port, 0);
-    queue(a, &s, 3);           /* the loop has not run */
+    struct batch b = {.a = a, .s = &s, .f = &f, .received_inside = -1};
+    struct event *ev = event_new(s.base, -1, 0, queue_three, &b);
+    event_active(ev, EV_TIMEOUT, 0);
+    ck_assert_int_eq(event_base_loop(s.base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);   /* one turn */
+    ck_assert_int_eq(b.received_inside, 0);
     for (int i = 0; i < 200 && __atomic_load_n(&f.received, __ATOMIC_RELAXED) < 3; i++)
-        usleep(10000);
+        usleep(10000);         /* the loop does not run meanwhile */
     ck_assert_int_eq(__atomic_load_n(&f.received, __ATOMIC_RELAXED), 3);
     run_until_done(&s);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(s.values[i], i);
+    event_free(ev);
     redis_async_free(a);
     event_base_free(s.base);
     fake_stop(&f);
@@ -410,7 +436,7 @@ int main(void)
     tcase_add_test(tc, dead_server_fails_fast);
     tcase_add_test(tc, silent_server_times_out);
     tcase_add_test(tc, async_pipelines_in_order);
-    tcase_add_test(tc, async_writes_at_once);
+    tcase_add_test(tc, async_writes_after_the_callback);
     tcase_add_test(tc, async_silent_server_fails_in_flight);
     tcase_add_test(tc, async_dead_server_fails_fast);
     tcase_add_test(tc, async_slow_connect_backs_off);
