@@ -73,6 +73,16 @@ cl_pid() {
 
 cl_alive() { cl_pid "$1" >/dev/null; }
 
+# Closes every descriptor above 2 of the calling (sub)shell.
+cl_close_inherited() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+  done
+  return 0
+}
+
 # cl_start <name> <argv...>: starts argv detached from the caller's session (so
 # a job-control kill of the caller's process group leaves the cluster alone).
 cl_start() {
@@ -81,9 +91,11 @@ cl_start() {
   mkdir -p "$CL_DIR/pids" "$CL_DIR/logs" "$CL_DIR/cmd"
   printf '%s\0' "$@" >"$CL_DIR/cmd/$name"
   # A background subshell is not a process-group leader, so setsid execs in
-  # place: $! is the pid of the server itself. It must not inherit the lock
-  # (fd 8), or it would hold it for its whole life.
-  (cd / && exec setsid "$@") </dev/null >>"$CL_DIR/logs/$name.log" 2>&1 8>&- &
+  # place: $! is the pid of the server itself. It inherits no descriptor but
+  # 0-2: an open lock (ours on fd 8, or a caller's flock, e.g. a test run
+  # under `flock` that restarts the API server) would otherwise be held for
+  # the server's whole life.
+  (cd / && cl_close_inherited && exec setsid "$@") </dev/null >>"$CL_DIR/logs/$name.log" 2>&1 &
   pid=$!
   start=$(cl_starttime "$pid") || cl_die "$name exited at once; see $CL_DIR/logs/$name.log"
   echo "$pid $start" >"$CL_DIR/pids/$name.pid"
