@@ -23,6 +23,7 @@
 #include "controller/redis_conn.h"
 #include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
+#include "e2e/cluster_env.h"
 
 static const char *redis_url;
 static struct identity alice, bob;
@@ -35,31 +36,6 @@ static int64_t now_ms(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
-/* Loads `export K='V'` lines of the cluster env file without overriding the environment. */
-static void load_cluster_env(void) {
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    char path[512], line[2048];
-    snprintf(path, sizeof path, "%s/env", dir ? dir : "/tmp/agentmesh-cluster");
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        char *k = line, *eq, *v;
-        if (strncmp(k, "export ", 7) == 0) k += 7;
-        if (!(eq = strchr(k, '='))) continue;
-        *eq = '\0';
-        v = eq + 1;
-        v[strcspn(v, "\n")] = '\0';
-        size_t n = strlen(v);
-        if (n >= 2 && v[0] == '\'' && v[n - 1] == '\'') {
-            v[n - 1] = '\0';
-            v++;
-        }
-        setenv(k, v, 0);
-    }
-    fclose(f);
-}
-
 
 static void setup(void) {
     char err[512];
