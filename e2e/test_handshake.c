@@ -20,6 +20,7 @@
 #include "common/auth.h"
 #include "common/json.h"
 #include "common/test/check_run.h"
+#include "common/test/curl_collect.h"
 #include "controller/redis_conn.h"
 #include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
@@ -73,23 +74,6 @@ static void teardown(void) {
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg) {
-    struct buf *b = arg;
-    size_t len = size * nmemb;
-    char *p = realloc(b->p, b->n + len + 1);
-    if (!p) return 0;
-    memcpy(p + b->n, data, len);
-    b->p = p;
-    b->n += len;
-    b->p[b->n] = '\0';
-    return len;
-}
 
 /* Signs like a client: nine fraction digits per request, so two identical
  * requests in one second are not one signature (see test_trust_api.c). */
