@@ -33,41 +33,14 @@
 #include "controller/informer.h"
 #include "controller/kube_client.h"
 #include "controller/webhook_lookup.h"
+#include "e2e/kube_fixture.h"
 
-static char kubeconfig[512];
 static char ns_a[64], ns_b[64];
-static struct kube_client *kc;
 
 static const struct kube_gvr namespaces_gvr = {"", "v1", "namespaces", 0};
 static const struct kube_gvr pods_gvr = {"", "v1", "pods", 1};
 static const struct kube_gvr events_gvr = {"", "v1", "events", 1};
 static const struct kube_gvr serviceaccounts_gvr = {"", "v1", "serviceaccounts", 1};
-
-#define OK(call, r)                                                                                \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        ck_assert_msg(rc_ == 0, "%s: %d %s: %s", #call, (r)->status, (r)->reason, (r)->message);  \
-        kube_result_free(r);                                                                       \
-    } while (0)
-
-static struct kube_client *connect_admin(char *err, size_t errlen) {
-    struct kube_config cfg;
-    if (kube_config_load_file(kubeconfig, NULL, &cfg, err, errlen) != 0) return NULL;
-    struct kube_client *c = kube_client_new(&cfg, err, errlen);
-    kube_config_free(&cfg);
-    return c;
-}
-
-static void client_up(void) {
-    char err[512];
-    kc = connect_admin(err, sizeof err);
-    ck_assert_msg(kc != NULL, "%s", err);
-}
-
-static void client_down(void) {
-    kube_client_free(kc);
-    kc = NULL;
-}
 
 static struct metric *gauge(void) {
     return metrics_gauge("agentmesh_escaped_pods", "", "namespace,agent");
@@ -88,6 +61,7 @@ static void make_namespace(const char *ns) {
     struct kube_result r;
     json_t *o = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace", "metadata", "name", ns);
     OK(kube_create(kc, &namespaces_gvr, NULL, o, &r), &r);
+    kube_result_free(&r);
     json_decref(o);
     for (int i = 0; i < 300; i++) {
         int rc = kube_get(kc, &serviceaccounts_gvr, ns, "default", NULL, &r);
@@ -104,6 +78,7 @@ static void make_agent(const char *ns, const char *name) {
                           "AgentIdentity", "metadata", "name", name, "namespace", ns, "spec", "sponsor",
                           "alice@example.com");
     OK(kube_create(kc, &GVR_AGENTIDENTITIES, ns, o, &r), &r);
+    kube_result_free(&r);
     json_decref(o);
 }
 
@@ -118,6 +93,7 @@ static void make_pod(const char *ns, const char *name, const char *agent, json_t
                           containers ? containers : json_pack("[{s:s, s:s}]", "name", "app", "image", "busybox"));
     ck_assert_ptr_nonnull(o);
     OK(kube_create(kc, &pods_gvr, ns, o, &r), &r);
+    kube_result_free(&r);
     json_decref(o);
 }
 
@@ -126,6 +102,7 @@ static void merge_patch(const struct kube_gvr *gvr, const char *ns, const char *
     json_t *p = json_loads(patch, 0, NULL);
     ck_assert_ptr_nonnull(p);
     OK(kube_patch(kc, gvr, ns, name, NULL, KUBE_PATCH_MERGE, p, NULL, 0, &r), &r);
+    kube_result_free(&r);
     json_decref(p);
 }
 
@@ -212,6 +189,7 @@ START_TEST(reports_escaped_pods) {
     /* The escaped pod goes away (unscheduled pods are deleted at once). */
     struct kube_result r;
     OK(kube_delete(kc, &pods_gvr, ns_a, "app", NULL, &r), &r);
+    kube_result_free(&r);
     ck_assert_msg(gauge_becomes(ns_a, "alpha", 0, 20), "gauge %s/alpha stays %g", ns_a,
                   metric_value(gauge(), ns_a, "alpha"));
     size_t len;
@@ -255,16 +233,8 @@ static void delete_namespace(struct kube_client *c, const char *ns) {
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    snprintf(kubeconfig, sizeof kubeconfig, "%s/kubeconfig", dir && *dir ? dir : "/tmp/agentmesh-cluster");
-    char cmd[1024], err[512];
-    snprintf(cmd, sizeof cmd, "kubectl --kubeconfig '%s' apply -f '%s/crds/' >/dev/null", kubeconfig, SOURCE_DIR);
-    if (system(cmd) != 0) { /* not running yet: start the shared cluster (idempotent) */
-        if (system(SOURCE_DIR "/hack/kube-up.sh >&2") != 0 || system(cmd) != 0) {
-            fprintf(stderr, "no API server (hack/kube-up.sh) or CRDs do not apply\n");
-            return EXIT_FAILURE;
-        }
-    }
+    set_kubeconfig();
+    if (apply_crds() != 0) return EXIT_FAILURE;
     snprintf(ns_a, sizeof ns_a, "escape-e2e-a-%ld", (long)getpid());
     snprintf(ns_b, sizeof ns_b, "escape-e2e-b-%ld", (long)getpid());
     Suite *s = suite_create("escape_scanner_e2e");
@@ -274,6 +244,7 @@ int main(void) {
     tcase_add_test(tc, reports_escaped_pods);
     suite_add_tcase(s, tc);
     int rc = check_run(s, CK_FORK_GETENV);
+    char err[512];
     struct kube_client *c = connect_admin(err, sizeof err);
     if (!c) fprintf(stderr, "admin client: %s\n", err);
     for (int i = 0; c && i < 2; i++) delete_namespace(c, i ? ns_b : ns_a);

@@ -20,9 +20,11 @@
 #include "common/auth.h"
 #include "common/json.h"
 #include "common/test/check_run.h"
+#include "common/test/curl_collect.h"
 #include "controller/redis_conn.h"
 #include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
+#include "e2e/cluster_env.h"
 
 static const char *redis_url;
 static struct identity alice, bob;
@@ -35,31 +37,6 @@ static int64_t now_ms(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
-/* Loads `export K='V'` lines of the cluster env file without overriding the environment. */
-static void load_cluster_env(void) {
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    char path[512], line[2048];
-    snprintf(path, sizeof path, "%s/env", dir ? dir : "/tmp/agentmesh-cluster");
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        char *k = line, *eq, *v;
-        if (strncmp(k, "export ", 7) == 0) k += 7;
-        if (!(eq = strchr(k, '='))) continue;
-        *eq = '\0';
-        v = eq + 1;
-        v[strcspn(v, "\n")] = '\0';
-        size_t n = strlen(v);
-        if (n >= 2 && v[0] == '\'' && v[n - 1] == '\'') {
-            v[n - 1] = '\0';
-            v++;
-        }
-        setenv(k, v, 0);
-    }
-    fclose(f);
-}
-
 
 static void setup(void) {
     char err[512];
@@ -97,23 +74,6 @@ static void teardown(void) {
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg) {
-    struct buf *b = arg;
-    size_t len = size * nmemb;
-    char *p = realloc(b->p, b->n + len + 1);
-    if (!p) return 0;
-    memcpy(p + b->n, data, len);
-    b->p = p;
-    b->n += len;
-    b->p[b->n] = '\0';
-    return len;
-}
 
 /* Signs like a client: nine fraction digits per request, so two identical
  * requests in one second are not one signature (see test_trust_api.c). */

@@ -5,10 +5,13 @@
  * (widgets.test.agentmesh.io, with a /status subresource), pagination,
  * Conflict / NotFound / AlreadyExists reasons, server-side apply next to
  * another field manager, JSON and merge patches, 4 threads sharing one
- * client, and a watch stream seeing ADDED. Objects live in a namespace of
- * their own, deleted at the end. */
+ * client, and a watch stream seeing ADDED, all verifying the server against
+ * the cluster's CA file (the admin kubeconfig must name one and not skip
+ * verification). Objects live in a namespace of their own, deleted at the
+ * end. */
 #include "common/test/check_run.h"
 #include "controller/kube_client.h"
+#include "e2e/kube_fixture.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -20,46 +23,14 @@
 
 #include "common/json.h"
 
-static char kubeconfig[512];
 static char ns[64];
-static struct kube_client *kc;   /* per test (fixture), so forks never share a connection */
 
 static const struct kube_gvr configmaps = {"", "v1", "configmaps", 1};
 static const struct kube_gvr namespaces = {"", "v1", "namespaces", 0};
 static const struct kube_gvr crds = {"apiextensions.k8s.io", "v1", "customresourcedefinitions", 0};
 static const struct kube_gvr widgets = {"test.agentmesh.io", "v1", "widgets", 1};
 
-/* A client from the admin kubeconfig; its server is verified against the cluster CA file. */
-static struct kube_client *connect_admin(char *err, size_t errlen) {
-    struct kube_config cfg;
-    if (kube_config_load_file(kubeconfig, NULL, &cfg, err, errlen) != 0) return NULL;
-    struct kube_client *c = cfg.ca_file && !cfg.insecure_skip_tls_verify ? kube_client_new(&cfg, err, errlen) : NULL;
-    if (!cfg.ca_file) snprintf(err, errlen, "%s: expected a certificate-authority file", kubeconfig);
-    kube_config_free(&cfg);
-    return c;
-}
-
-static struct kube_client *new_client(void) {
-    char err[512];
-    struct kube_client *c = connect_admin(err, sizeof err);
-    ck_assert_msg(c != NULL, "%s", err);
-    return c;
-}
-
 static int str_is(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
-
-static void client_up(void) { kc = new_client(); }
-static void client_down(void) {
-    kube_client_free(kc);
-    kc = NULL;
-}
-
-/* Asserts success, printing the API's own reason on failure. */
-#define OK(call, r)                                                                                \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        ck_assert_msg(rc_ == 0, "%s: %d %s: %s", #call, (r)->status, (r)->reason, (r)->message); \
-    } while (0)
 
 static json_t *configmap(const char *name, const char *key, const char *value) {
     json_t *o = json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
@@ -387,7 +358,7 @@ static int on_event(const char *line, size_t len, void *arg) {
 
 static void *watch_thread(void *arg) {
     struct watch *w = arg;
-    struct kube_client *c = new_client();
+    struct kube_client *c = admin_client();
     w->rc = kube_stream(c, w->path, 1u << 20, on_event, w, &w->stop, &w->r);
     kube_client_free(c);
     return NULL;
@@ -443,6 +414,19 @@ static int wait_established(struct kube_client *c) {
     return -1;
 }
 
+/* 0 when the admin kubeconfig names a certificate-authority file and does
+ * not skip verification, so every client here checks the server against
+ * the cluster CA; else -1 with the reason in err. */
+static int admin_verifies_server(char *err, size_t errlen) {
+    struct kube_config cfg;
+    if (kube_config_load_file(kubeconfig, NULL, &cfg, err, errlen) != 0) return -1;
+    int ok = cfg.ca_file && !cfg.insecure_skip_tls_verify;
+    if (!cfg.ca_file) snprintf(err, errlen, "%s: expected a certificate-authority file", kubeconfig);
+    else if (!ok) snprintf(err, errlen, "%s: expected no insecure-skip-tls-verify", kubeconfig);
+    kube_config_free(&cfg);
+    return ok ? 0 : -1;
+}
+
 /* The admin client when the API server answers /version, else NULL. */
 static struct kube_client *reachable(char *err, size_t errlen) {
     struct kube_client *c = connect_admin(err, errlen);
@@ -457,8 +441,7 @@ static struct kube_client *reachable(char *err, size_t errlen) {
 }
 
 static int set_up_cluster(void) {
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    snprintf(kubeconfig, sizeof kubeconfig, "%s/kubeconfig", dir && *dir ? dir : "/tmp/agentmesh-cluster");
+    set_kubeconfig();
     char err[512];
     struct kube_client *c = reachable(err, sizeof err);
     if (!c) {   /* not running yet: start the shared cluster (idempotent) */
@@ -470,6 +453,11 @@ static int set_up_cluster(void) {
     }
     if (!c) {
         fprintf(stderr, "API server from %s: %s\n", kubeconfig, err);
+        return -1;
+    }
+    if (admin_verifies_server(err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        kube_client_free(c);
         return -1;
     }
     struct kube_result r;
@@ -504,20 +492,6 @@ static int set_up_cluster(void) {
     return rc;
 }
 
-static void tear_down_cluster(void) {
-    char err[512];
-    struct kube_client *c = connect_admin(err, sizeof err);
-    if (!c) {
-        fprintf(stderr, "admin client: %s\n", err);
-        return;
-    }
-    struct kube_result r;
-    if (kube_delete(c, &namespaces, NULL, ns, NULL, &r) != 0)
-        fprintf(stderr, "delete namespace %s: %s: %s\n", ns, r.reason, r.message);
-    kube_result_free(&r);
-    kube_client_free(c);
-}
-
 int main(void) {
     if (set_up_cluster() != 0) return EXIT_FAILURE;
     Suite *s = suite_create("kube_client_e2e");
@@ -533,6 +507,6 @@ int main(void) {
     tcase_add_test(tc, watch_sees_added);
     suite_add_tcase(s, tc);
     int rc = check_run(s, CK_FORK_GETENV);
-    tear_down_cluster();
+    delete_test_namespace(ns);
     return rc;
 }

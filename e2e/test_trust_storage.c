@@ -35,6 +35,7 @@
 #include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
 #include "controller/trust_store.h"
+#include "e2e/cluster_env.h"
 #include "e2e/signed_client.h"
 
 #define T0 1700000000000LL
@@ -55,34 +56,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Loads `export K='V'` lines of the cluster env file without overriding the environment. */
-static void load_cluster_env(void)
-{
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    char path[512], line[2048];
-    snprintf(path, sizeof path, "%s/env", dir ? dir : "/tmp/agentmesh-cluster");
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        char *k = line, *eq, *v;
-        if (strncmp(k, "export ", 7) == 0)
-            k += 7;
-        if (!(eq = strchr(k, '=')))
-            continue;
-        *eq = '\0';
-        v = eq + 1;
-        v[strcspn(v, "\n")] = '\0';
-        size_t n = strlen(v);
-        if (n >= 2 && v[0] == '\'' && v[n - 1] == '\'') {
-            v[n - 1] = '\0';
-            v++;
-        }
-        setenv(k, v, 0);
-    }
-    fclose(f);
 }
 
 /* ---- a TCP proxy we can take down ------------------------------------------ */

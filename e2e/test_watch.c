@@ -26,44 +26,13 @@
 #include "common/test/check_run.h"
 #include "controller/informer.h"
 #include "controller/kube_client.h"
+#include "e2e/kube_fixture.h"
 
-static char kubeconfig[512];
 static char ns[64];
-static struct kube_client *kc;
 
 static const struct kube_gvr configmaps = {"", "v1", "configmaps", 1};
 static const struct kube_gvr events = {"", "v1", "events", 1};
 static const struct kube_gvr namespaces = {"", "v1", "namespaces", 0};
-
-#define OK(call, r)                                                                                \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        ck_assert_msg(rc_ == 0, "%s: %d %s: %s", #call, (r)->status, (r)->reason, (r)->message);  \
-        kube_result_free(r);                                                                       \
-    } while (0)
-
-static struct kube_client *connect_admin(char *err, size_t errlen)
-{
-    struct kube_config cfg;
-    if (kube_config_load_file(kubeconfig, NULL, &cfg, err, errlen) != 0)
-        return NULL;
-    struct kube_client *c = kube_client_new(&cfg, err, errlen);
-    kube_config_free(&cfg);
-    return c;
-}
-
-static void client_up(void)
-{
-    char err[512];
-    kc = connect_admin(err, sizeof(err));
-    ck_assert_msg(kc != NULL, "%s", err);
-}
-
-static void client_down(void)
-{
-    kube_client_free(kc);
-    kc = NULL;
-}
 
 static double now(void)
 {
@@ -249,6 +218,7 @@ START_TEST(informer_sees_create_update_delete)
     json_decref(cached);
 
     OK(kube_delete(kc, &configmaps, ns, "in-1", NULL, &r), &r);
+    kube_result_free(&r);
     ck_assert_msg(wait_for('d', "in-1", NULL, 20), "no delete for in-1");
     ck_assert_uint_eq(informer_count(inf), 0);
     informer_stop(inf);
@@ -366,6 +336,7 @@ START_TEST(watch_from_compacted_rv_relists)
     create(&events, event_obj("ev-4"), NULL, 0);
     create(&events, event_obj("ev-5"), NULL, 0);
     OK(kube_delete(kc, &events, ns, "ev-1", NULL, &r), &r);
+    kube_result_free(&r);
     compact_etcd();
 
     /* Empty cache, watch from the compacted RV: only a relist can make it right. */
@@ -392,9 +363,7 @@ END_TEST
 
 static int set_up(void)
 {
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    snprintf(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig",
-             dir && *dir ? dir : "/tmp/agentmesh-cluster");
+    set_kubeconfig();
     char err[512];
     struct kube_result r;
     struct kube_client *c = connect_admin(err, sizeof(err));
@@ -425,21 +394,6 @@ static int set_up(void)
     return rc;
 }
 
-static void tear_down(void)
-{
-    char err[512];
-    struct kube_client *c = connect_admin(err, sizeof(err));
-    if (!c) {
-        fprintf(stderr, "admin client: %s\n", err);
-        return;
-    }
-    struct kube_result r;
-    if (kube_delete(c, &namespaces, NULL, ns, NULL, &r) != 0)
-        fprintf(stderr, "delete namespace %s: %s: %s\n", ns, r.reason, r.message);
-    kube_result_free(&r);
-    kube_client_free(c);
-}
-
 int main(void)
 {
     if (set_up() != 0)
@@ -453,6 +407,6 @@ int main(void)
     tcase_add_test(tc, watch_survives_apiserver_restart);
     suite_add_tcase(s, tc);
     int rc = check_run(s, CK_FORK_GETENV);
-    tear_down();
+    delete_test_namespace(ns);
     return rc;
 }

@@ -42,11 +42,10 @@
 #include "common/metrics.h"
 #include "webhook/certs.h"
 #include "webhook/webhook_server.h"
+#include "e2e/kube_fixture.h"
 
-static char kubeconfig[512];
 static long run_id;
 static char ns[64];              /* per test: namespace and webhook configuration name */
-static struct kube_client *kc;
 
 static const struct kube_gvr namespaces = {"", "v1", "namespaces", 0};
 static const struct kube_gvr secrets = {"", "v1", "secrets", 1};
@@ -58,21 +57,7 @@ static const struct kube_gvr mutating = {"admissionregistration.k8s.io", "v1",
 static const struct kube_gvr validating = {"admissionregistration.k8s.io", "v1",
                                            "validatingwebhookconfigurations", 0};
 
-#define OK(call, r)                                                                                \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        ck_assert_msg(rc_ == 0, "%s: %d %s: %s", #call, (r)->status, (r)->reason, (r)->message); \
-    } while (0)
-
 /* ---- cluster plumbing ---- */
-
-static struct kube_client *connect_admin(char *err, size_t errlen) {
-    struct kube_config cfg;
-    if (kube_config_load_file(kubeconfig, NULL, &cfg, err, errlen) != 0) return NULL;
-    struct kube_client *c = kube_client_new(&cfg, err, errlen);
-    kube_config_free(&cfg);
-    return c;
-}
 
 static void delete_quietly(struct kube_client *c, const struct kube_gvr *gvr, const char *nsn,
                            const char *name) {
@@ -338,16 +323,10 @@ static double expiry_gauge(void) {
 
 /* ---- fixtures ---- */
 
-static void client_up(void) {
-    char err[512];
-    kc = connect_admin(err, sizeof err);
-    ck_assert_msg(kc != NULL, "%s", err);
-}
-
-static void client_down(void) {
+/* client_up's other half, after removing what the test made (once it has named it). */
+static void objects_and_client_down(void) {
     if (ns[0]) delete_test_objects(kc, ns);
-    kube_client_free(kc);
-    kc = NULL;
+    client_down();
 }
 
 /* ---- tests ---- */
@@ -560,25 +539,15 @@ END_TEST
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
-    const char *dir = getenv("AGENTMESH_CLUSTER_DIR");
-    snprintf(kubeconfig, sizeof kubeconfig, "%s/kubeconfig",
-             dir && *dir ? dir : "/tmp/agentmesh-cluster");
+    set_kubeconfig();
     run_id = (long)getpid();
-    char cmd[1024], err[512];
-    snprintf(cmd, sizeof cmd, "kubectl --kubeconfig '%s' apply -f '%s/crds/' >/dev/null",
-             kubeconfig, SOURCE_DIR);
-    if (system(cmd) != 0) {   /* not running yet: start the shared cluster (idempotent) */
-        if (system(SOURCE_DIR "/hack/kube-up.sh >&2") != 0 || system(cmd) != 0) {
-            fprintf(stderr, "no API server (hack/kube-up.sh) or CRDs do not apply\n");
-            return EXIT_FAILURE;
-        }
-    }
+    if (apply_crds() != 0) return EXIT_FAILURE;
     fixed_identity = json_loads(
         "{\"metadata\":{\"name\":\"alpha\"},\"spec\":{\"sponsor\":\"alice@example.com\"},"
         "\"status\":{\"did\":\"did:mesh:00112233445566778899aabbccddeeff\"}}", 0, NULL);
     Suite *s = suite_create("webhook_certs_e2e");
     TCase *tc = tcase_create("self-managed");
-    tcase_add_checked_fixture(tc, client_up, client_down);
+    tcase_add_checked_fixture(tc, client_up, objects_and_client_down);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, creates_secret_patches_bundles_and_admits);
     tcase_add_test(tc, racing_replicas_share_one_certificate);
@@ -587,6 +556,7 @@ int main(void) {
     suite_add_tcase(s, tc);
     int rc = check_run(s, CK_FORK_GETENV);
     /* A failed test may have skipped its teardown: remove what any of them made. */
+    char err[512];
     struct kube_client *c = connect_admin(err, sizeof err);
     const char *suffixes[] = {"setup", "race", "renew", "carot"};
     for (size_t i = 0; c && i < sizeof suffixes / sizeof suffixes[0]; i++) {

@@ -3,6 +3,7 @@
 #include "common/httpd.h"
 #include "common/sched_slice.h"
 #include "common/test/check_run.h"
+#include "common/test/curl_collect.h"
 #include "common/tls.h"
 
 #include <check.h>
@@ -14,24 +15,14 @@
 
 struct reply {
     long code;
-    char body[4096];
-    size_t len;
+    char body[4096];   /* the reply body's first 4095 bytes */
 };
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg) {
-    struct reply *r = arg;
-    size_t take = sz * n;
-    if (r->len + take >= sizeof r->body) take = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, p, take);
-    r->len += take;
-    r->body[r->len] = '\0';
-    return sz * n;
-}
 
 /* One request; `ca` non-NULL means https with that CA file. */
 static struct reply request(const char *scheme, int port, const char *method, const char *path,
                             const char *body, size_t body_len, const char *ca) {
     struct reply r = {0};
+    struct buf b = {0};
     char url[256];
     snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", scheme, port, path);
     CURL *c = curl_easy_init();
@@ -39,7 +30,7 @@ static struct reply request(const char *scheme, int port, const char *method, co
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -49,6 +40,8 @@ static struct reply request(const char *scheme, int port, const char *method, co
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
     curl_easy_cleanup(c);
+    snprintf(r.body, sizeof r.body, "%s", b.p ? b.p : "");
+    free(b.p);
     return r;
 }
 

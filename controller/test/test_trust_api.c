@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/test/check_run.h"
+#include "common/test/curl_collect.h"
 #include "controller/test/agent_fixture.h"
 #include "controller/trust_api.h"
 #include "e2e/signed_client.h"
@@ -142,23 +143,6 @@ static void start_api(struct trust_store *s, int64_t ttl_ms, int with_audit_veri
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg) {
-    struct buf *b = arg;
-    size_t len = size * nmemb;
-    char *p = realloc(b->p, b->n + len + 1);
-    if (!p) return 0;
-    memcpy(p + b->n, data, len);
-    b->p = p;
-    b->n += len;
-    b->p[b->n] = '\0';
-    return len;
-}
 
 /* One request; auth is the whole Authorization value or NULL. Returns the
  * status; *out (when non-NULL) gets the parsed JSON body or NULL. */

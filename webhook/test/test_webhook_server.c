@@ -4,6 +4,7 @@
  * against the generated CA and 127.0.0.1 SAN), registers the webhooks with
  * in-memory lookups, and posts AdmissionReviews with libcurl. */
 #include "common/test/check_run.h"
+#include "common/test/curl_collect.h"
 #include "webhook/webhook_server.h"
 
 #include "common/json.h"
@@ -75,21 +76,6 @@ static void stop(void) {
     httpd_free(srv);
     webhook_free(wh);
     unlink(ca_file);
-}
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg) {
-    struct buf *b = arg;
-    char *grown = realloc(b->p, b->n + sz * n + 1);
-    if (!grown) return 0;
-    memcpy(grown + b->n, p, sz * n);
-    b->p = grown;
-    b->n += sz * n;
-    return sz * n;
 }
 
 /* POSTs `body` to `path`; returns the HTTP code and the reply in *out. */
