@@ -371,6 +371,18 @@ START_TEST(index_follows_adds_updates_deletes_and_relists)
     ck_assert_str_eq(names_of(informer_list_index(inf, "2"), buf, sizeof(buf)), "");
     ck_assert_str_eq(names_of(informer_list_index(inf, "3"), buf, sizeof(buf)), "c,d");
 
+    /* a key leaves the middle of its value's keys; one updated in place stays */
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "x", "7"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "y", "7"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "z", "7"));
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "y", "7"));
+    apply(inf, KUBE_EVENT_MODIFIED, cm("ns", "x", "7"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "7"), buf, sizeof(buf)), "x,z");
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "x", "7"));
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "z", "7"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "7"), buf, sizeof(buf)), "");
+    ck_assert_ptr_null(informer_get_indexed(inf, "7"));
+
     /* an informer without an index answers with nothing, not an error */
     struct informer *plain = new_informer(&r, NULL);
     apply(plain, KUBE_EVENT_ADDED, cm("ns", "a", "1"));
