@@ -158,6 +158,25 @@ int strmap_foreach_node(const struct strmap *m, strmap_node_fn fn, void *arg)
     return 0;
 }
 
+size_t strmap_unlink_if(struct strmap *m, int (*drop)(struct strmap_node *n, void *arg), void *arg)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct strmap_node **pp = &m->buckets[i];
+        while (*pp) {
+            struct strmap_node *n = *pp, *next = n->next;
+            if (drop(n, arg)) {
+                *pp = next;   /* n may be gone: only `next` is read from here */
+                dropped++;
+            } else {
+                pp = &n->next;
+            }
+        }
+    }
+    m->count -= dropped;
+    return dropped;
+}
+
 int strmap_put(struct strmap *m, const char *key, void *val, void **old)
 {
     struct entry *e = (struct entry *)strmap_find(m, key);

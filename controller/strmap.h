@@ -60,6 +60,10 @@ struct strmap_node *strmap_unlink(struct strmap *m, const char *key);
 /* As strmap_foreach, for the nodes of a node map. */
 typedef int (*strmap_node_fn)(struct strmap_node *n, void *arg);
 int strmap_foreach_node(const struct strmap *m, strmap_node_fn fn, void *arg);
+/* Unlinks every node for which `drop` returns non-zero, in one pass (the
+ * way to prune while walking); `drop` then owns the node and may free it.
+ * Returns how many were unlinked. */
+size_t strmap_unlink_if(struct strmap *m, int (*drop)(struct strmap_node *n, void *arg), void *arg);
 /* Frees a node map; calls `free_node` (may be NULL) on every linked node. */
 void strmap_free_nodes(struct strmap *m, void (*free_node)(struct strmap_node *));
 
