@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Entries per bucket before the buckets double. At 2, not 1, the bucket
+ * arrays (8 B a bucket, in eight maps that grow with the agents: caches,
+ * index, registry, delayed keys) take half the heap; a lookup walks 1-2
+ * nodes, comparing the stored hash before any key. */
+#define MAX_LOAD 2
+
 struct entry {
     struct strmap_node node;
     void *val;
@@ -127,7 +133,7 @@ struct strmap_node *strmap_link(struct strmap *m, struct strmap_node *n)
     struct strmap_node **pp = find(m, strmap_node_key(n), n->hash), *old = *pp;
     n->next = old ? old->next : NULL;
     *pp = n;
-    if (!old && ++m->count > m->nbuckets)
+    if (!old && ++m->count > MAX_LOAD * m->nbuckets)
         grow(m);
     return old;
 }

@@ -1,6 +1,6 @@
 /* strmap.h — a small hash map from C strings to pointers.
  *
- * Chained buckets, FNV-1a hashing, doubling when the load passes 1. Not
+ * Chained buckets, FNV-1a hashing, doubling when the load passes 2. Not
  * thread-safe: the owner locks. Used by the informer cache and the
  * workqueue's sets.
  *
