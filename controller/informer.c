@@ -202,13 +202,31 @@ static void free_node(struct strmap_node *n)
     free(n);
 }
 
+/* An entry whose index value is its own key is not filed in the index map:
+ * lookups find it in the cache under the value. An AgentIdentity's index
+ * value is its ServiceAccount, which almost always has the agent's name,
+ * so this saves a keyset (~80 B) per agent. */
+static int files_itself(const struct packed *p)
+{
+    const char *value = index_of(p);
+    return value && strcmp(value, key_of(p)) == 0;
+}
+
+/* The cached entry under `value` when its index value is `value` too, else
+ * NULL (see files_itself). Caller holds mu. */
+static struct packed *self_indexed(struct informer *inf, const char *value)
+{
+    struct packed *p = inf->index ? packed_of(strmap_find(inf->cache, value)) : NULL;
+    return p && files_itself(p) ? p : NULL;
+}
+
 /* Files the entry's key under its index value. Caller holds mu. 0 or -1
  * (OOM: the index is left as it was). The keyset grows by realloc, so it
  * is out of the map meanwhile. */
 static int index_add(struct strmap *index, const struct packed *p)
 {
     const char *value = index_of(p);
-    if (!index || !value)
+    if (!index || !value || files_itself(p))
         return 0;
     struct keyset *ks = (struct keyset *)strmap_unlink(index, value);
     size_t used = ks ? ks->len : strlen(value) + 1, klen = strlen(key_of(p)) + 1;
@@ -231,7 +249,7 @@ static int index_add(struct strmap *index, const struct packed *p)
 static void index_del(struct strmap *index, const struct packed *p)
 {
     const char *value = index_of(p);
-    if (!index || !value)
+    if (!index || !value || files_itself(p))
         return;
     struct keyset *ks = (struct keyset *)strmap_find(index, value);
     for (const char *k = ks ? first_key(ks) : NULL; k; k = next_key(ks, k)) {
@@ -682,8 +700,11 @@ json_t *informer_list_index(struct informer *inf, const char *value)
     int rc = 0;
     pthread_mutex_lock(&inf->mu);
     struct keyset *ks = inf->index ? (struct keyset *)strmap_find(inf->index, value) : NULL;
-    s.cap = ks ? count_keys(ks) : 0;
+    struct packed *self = self_indexed(inf, value);
+    s.cap = (ks ? count_keys(ks) : 0) + (self != NULL);
     s.items = malloc((s.cap ? s.cap : 1) * sizeof(*s.items));
+    if (s.items)
+        rc = snap_one(&s, self);
     for (const char *k = ks && s.items ? first_key(ks) : NULL; k && rc == 0; k = next_key(ks, k))
         rc = snap_one(&s, packed_of(strmap_find(inf->cache, k)));
     pthread_mutex_unlock(&inf->mu);
@@ -717,7 +738,8 @@ json_t *informer_get_indexed(struct informer *inf, const char *value)
 {
     pthread_mutex_lock(&inf->mu);
     struct keyset *ks = inf->index ? (struct keyset *)strmap_find(inf->index, value) : NULL;
-    struct packed *p = packed_ref(ks ? packed_of(strmap_find(inf->cache, first_key(ks))) : NULL);
+    struct packed *p = self_indexed(inf, value);
+    p = packed_ref(p || !ks ? p : packed_of(strmap_find(inf->cache, first_key(ks))));
     pthread_mutex_unlock(&inf->mu);
     json_t *obj = p ? memo_unpack(inf, p) : NULL;
     packed_unref(p);
