@@ -19,13 +19,16 @@
 
 enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
+/* One allocation with its label values (a copy of each per series was two
+ * more mallocs per agent for agentmesh_trust_score). */
 struct series {
     struct series *next;
-    char *values[MAX_LABELS];
+    char *values[MAX_LABELS]; /* into text */
     uint64_t hash;
     double value;         /* counter/gauge value, histogram sum */
     uint64_t count;       /* histogram observations */
     uint64_t *bucket_counts;
+    char text[];          /* the label values, each NUL-terminated */
 };
 
 struct metric {
@@ -147,20 +150,18 @@ static struct series *lookup(struct metric *m, const char *const *values, int cr
         if (same) return s;
     }
     if (!create) return NULL;
-    struct series *s = calloc(1, sizeof *s);
+    size_t text_len = 0;
+    for (int i = 0; i < m->nlabels; i++) text_len += strlen(values[i]) + 1;
+    struct series *s = calloc(1, sizeof *s + text_len);
     if (!s) return NULL;
+    char *p = s->text;
     for (int i = 0; i < m->nlabels; i++) {
-        s->values[i] = strdup(values[i]);
-        if (!s->values[i]) {
-            for (int j = 0; j < i; j++) free(s->values[j]);
-            free(s);
-            return NULL;
-        }
+        s->values[i] = p;
+        p = stpcpy(p, values[i]) + 1;
     }
     if (m->kind == KIND_HISTOGRAM) {
         s->bucket_counts = calloc((size_t)m->nbuckets, sizeof(uint64_t));
         if (!s->bucket_counts) {
-            for (int i = 0; i < m->nlabels; i++) free(s->values[i]);
             free(s);
             return NULL;
         }
@@ -224,8 +225,7 @@ void metric_observe(struct metric *m, double value, ...) {
     va_end(ap);
 }
 
-static void free_series(struct series *s, int nlabels) {
-    for (int i = 0; i < nlabels; i++) free(s->values[i]);
+static void free_series(struct series *s) {
     free(s->bucket_counts);
     free(s);
 }
@@ -243,7 +243,7 @@ void metric_remove(struct metric *m, ...) {
         struct series **pp = &m->table[target->hash & (m->table_size - 1)];
         while (*pp != target) pp = &(*pp)->next;
         *pp = target->next;
-        free_series(target, m->nlabels);
+        free_series(target);
         m->nseries--;
     }
     pthread_mutex_unlock(&registry_lock);

@@ -14,7 +14,6 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "controller/agent_render.h"
-#include "controller/strmap.h"
 #include "controller/trust_policy.h"
 
 #include <math.h>
@@ -649,64 +648,6 @@ static double monotonic(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The last status write for one agent: when (for the throttle), and the
- * resourceVersion the cache held when we wrote it. While the cache still
- * holds that version, our own write has not come back on the watch yet: the
- * cached status is stale, and writing from it would only repeat ourselves. */
-struct status_write {
-    double at;
-    char rv_before[32];
-};
-
-/* The agent's record (created on first use), with throttle_lock held; NULL if out of memory. */
-static struct status_write *status_write_of(struct controller *c, const char *key) {
-    struct status_write *w = strmap_get(c->last_status_write, key);
-    if (w) return w;
-    w = calloc(1, sizeof *w);
-    if (w && strmap_put(c->last_status_write, key, w, NULL) != 0) {
-        free(w);
-        w = NULL;
-    }
-    return w;
-}
-
-/* 1 when the cached agent (at resourceVersion `rv`) predates our last status write. */
-static int cache_behind_our_write(struct controller *c, const char *key, const char *rv) {
-    pthread_mutex_lock(&c->throttle_lock);
-    struct status_write *w = strmap_get(c->last_status_write, key);
-    int behind = w && rv && w->rv_before[0] && strcmp(w->rv_before, rv) == 0;
-    pthread_mutex_unlock(&c->throttle_lock);
-    return behind;
-}
-
-/* How long until status for `key` may be written again; 0 = now (and records the write). */
-static double throttle(struct controller *c, const char *key, int score_only) {
-    double now = monotonic();
-    pthread_mutex_lock(&c->throttle_lock);
-    struct status_write *w = strmap_get(c->last_status_write, key);
-    double wait = 0;
-    if (score_only && w && w->at > 0 && now - w->at < c->status_min_interval) {
-        wait = c->status_min_interval - (now - w->at);
-    } else if ((w = status_write_of(c, key)) != NULL) {
-        w->at = now;
-    }
-    pthread_mutex_unlock(&c->throttle_lock);
-    return wait;
-}
-
-/* Records that a status write moved the agent from `rv_before` to `rv_after`.
- * A write that changed nothing produces no new version and no watch event,
- * so it must not mark the cache as behind. */
-static void remember_write(struct controller *c, const char *key, const char *rv_before, const char *rv_after) {
-    pthread_mutex_lock(&c->throttle_lock);
-    struct status_write *w = status_write_of(c, key);
-    if (w) {
-        int moved = rv_before && rv_after && strcmp(rv_before, rv_after) != 0;
-        snprintf(w->rv_before, sizeof w->rv_before, "%s", moved ? rv_before : "");
-    }
-    pthread_mutex_unlock(&c->throttle_lock);
-}
-
 static int write_status(struct controller *c, struct agent_view *v, const char *key, double *requeue) {
     json_t *want = desired_status(v);
     json_t *old = json_at(v->agid, "status");
@@ -714,12 +655,12 @@ static int write_status(struct controller *c, struct agent_view *v, const char *
     int rc = 0;
     if (json_equal(want, old)) {
         /* nothing to write */
-    } else if (cache_behind_our_write(c, key, rv)) {
+    } else if (status_throttle_cache_behind(c->status_writes, key, rv)) {
         log_debug(LOG, "%s: status write of ours not cached yet; its watch event brings the agent back", key);
         json_decref(want);
         return 0;
     } else {
-        double wait = throttle(c, key, old && only_score_changed(old, want));
+        double wait = status_throttle_admit(c->status_writes, key, old && only_score_changed(old, want), monotonic());
         if (wait > 0) {
             if (*requeue <= 0 || wait < *requeue) *requeue = wait;
         } else {
@@ -728,7 +669,7 @@ static int write_status(struct controller *c, struct agent_view *v, const char *
             rc = kube_patch(c->client, &GVR_AGENTIDENTITIES, v->ns, v->name, "status", KUBE_PATCH_MERGE, patch,
                             NULL, 0, &r);
             if (rc != 0) log_warn(LOG, "%s/%s: status: %s %s", v->ns, v->name, r.reason, r.message);
-            else remember_write(c, key, rv, json_str_at(r.body, "metadata.resourceVersion"));
+            else status_throttle_wrote(c->status_writes, key, rv, json_str_at(r.body, "metadata.resourceVersion"));
             kube_result_free(&r);
             json_decref(patch);
         }
@@ -781,9 +722,7 @@ static void forget_agent(struct controller *c, const char *ns, const char *name,
         c->store->remove(c->store, did, err, sizeof err);
     }
     metric_remove(score_metric(), ns, name);
-    pthread_mutex_lock(&c->throttle_lock);
-    free(strmap_remove(c->last_status_write, key));
-    pthread_mutex_unlock(&c->throttle_lock);
+    status_throttle_forget(c->status_writes, key);
 }
 
 /* The view both passes start from: the agent (the view takes the reference),

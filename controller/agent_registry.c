@@ -9,7 +9,11 @@
  * sets, and a private jansson array of one string costs ~230 bytes of heap
  * per agent. Records with equal lists (same compact JSON) point at one
  * array, counted in `struct shared_caps`; the array itself stays
- * reference-counted by jansson, so a reader's copy outlives its removal. */
+ * reference-counted by jansson, so a reader's copy outlives its removal.
+ *
+ * A stored record is its own entry in both maps (by DID and by
+ * "namespace/name"): its strings hold both keys, so the maps need no
+ * copies of them and an agent costs one allocation, not three. */
 #include "controller/agent_registry.h"
 
 #include "controller/strmap.h"
@@ -22,8 +26,8 @@
 
 struct agent_registry {
     pthread_mutex_t lock;
-    struct strmap *by_did;     /* did -> struct stored * */
-    struct strmap *by_name;    /* "ns/name" -> the struct stored * in by_did (not owned) */
+    struct strmap *by_did;     /* nodes: struct stored (owned), by DID */
+    struct strmap *by_name;    /* nodes: the same records, by "ns/name" */
     struct strmap *caps;       /* compact JSON -> struct shared_caps * */
 };
 
@@ -38,17 +42,20 @@ struct shared_caps {
 #define NSTRINGS 5
 
 /* A record as stored: its first FIXED_LEN bytes, then its strings in
- * string_fields order, each ending in a NUL. Holds a reference to the
- * record's capabilities; a record in by_did also counts as a user of
- * `shared` (a listing's copies do not). */
+ * string_fields order, namespace and name joined by '/' (the by_name key),
+ * the others each ending in a NUL. Holds a reference to the record's
+ * capabilities; a record in the maps also counts as a user of `shared` (a
+ * listing's copies do not). */
 struct stored {
+    struct strmap_node by_did;    /* first: a by_did node is its record */
+    struct strmap_node by_name;
     size_t len;
     struct shared_caps *shared;
     unsigned char bytes[];
 };
 
-/* The record's string fields in stored order (ns and name first: the sort
- * and the by_name key read them from a stored record), with their sizes. */
+/* The record's string fields in stored order (ns and name first: they make
+ * the by_name key), with their sizes. */
 static void string_fields(struct agent_record *rec, char *f[NSTRINGS], size_t size[NSTRINGS]) {
     f[0] = rec->ns, size[0] = sizeof rec->ns;
     f[1] = rec->name, size[1] = sizeof rec->name;
@@ -57,7 +64,22 @@ static void string_fields(struct agent_record *rec, char *f[NSTRINGS], size_t si
     f[4] = rec->phase, size[4] = sizeof rec->phase;
 }
 
-/* A packed copy of rec whose capabilities are `shared`'s list. */
+/* What ends stored string i: the namespace runs into the name. */
+static char string_end(int i) { return i == 0 ? '/' : '\0'; }
+
+static const char *stored_key(const struct stored *s) { return (const char *)s->bytes + FIXED_LEN; }
+
+static const char *stored_did(const struct stored *s) {
+    const char *key = stored_key(s);
+    return key + strlen(key) + 1;
+}
+
+static struct stored *named(struct strmap_node *n) {
+    return n ? (struct stored *)((char *)n - offsetof(struct stored, by_name)) : NULL;
+}
+
+/* A packed copy of rec whose capabilities are `shared`'s list, its map
+ * nodes ready to link. */
 static struct stored *stored_new(const struct agent_record *rec, struct shared_caps *shared) {
     struct agent_record tmp = *rec;   /* string_fields wants a writable record */
     tmp.capabilities = shared ? shared->list : rec->capabilities;
@@ -76,9 +98,11 @@ static struct stored *stored_new(const struct agent_record *rec, struct shared_c
     unsigned char *p = s->bytes + FIXED_LEN;
     for (int i = 0; i < NSTRINGS; i++) {
         memcpy(p, f[i], len[i]);
-        p[len[i]] = '\0';
+        p[len[i]] = (unsigned char)string_end(i);
         p += len[i] + 1;
     }
+    s->by_name.key_off = (uint32_t)(offsetof(struct stored, bytes) + FIXED_LEN - offsetof(struct stored, by_name));
+    s->by_did.key_off = (uint32_t)((const unsigned char *)stored_did(s) - (const unsigned char *)s);
     json_incref(tmp.capabilities);
     return s;
 }
@@ -89,21 +113,23 @@ static json_t *stored_capabilities(const struct stored *s) {
     return caps;
 }
 
+/* A listing's copy: no user of the shared list, linked in no map. */
 static struct stored *stored_dup(const struct stored *s) {
     struct stored *d = malloc(sizeof *d + s->len);
     if (!d) return NULL;
     memcpy(d, s, sizeof *d + s->len);
-    d->shared = NULL;   /* a listing's copy is no user of the shared list */
+    d->shared = NULL;
     json_incref(stored_capabilities(d));
     return d;
 }
 
-static void stored_free(void *p) {
-    struct stored *s = p;
+static void stored_free(struct stored *s) {
     if (!s) return;
     json_decref(stored_capabilities(s));
     free(s);
 }
+
+static void stored_free_node(struct strmap_node *n) { stored_free((struct stored *)n); }
 
 /* The shared entry for the list whose compact JSON is `text` (one more
  * user), made from `list` on first sight. NULL when text is NULL or out of
@@ -137,24 +163,14 @@ static void caps_release(struct agent_registry *r, struct shared_caps *sc) {
     if (sc && --sc->users == 0) shared_caps_free(strmap_remove(r->caps, sc->text));
 }
 
-/* Drops a record that leaves by_did, and its use of a shared list. Called
- * with the lock held. */
+/* Takes a record out of both maps and drops it, and its use of a shared
+ * list. Called with the lock held. */
 static void stored_release(struct agent_registry *r, struct stored *s) {
     if (!s) return;
+    strmap_unlink(r->by_did, stored_did(s));
+    strmap_unlink(r->by_name, stored_key(s));
     caps_release(r, s->shared);
     stored_free(s);
-}
-
-static const char *stored_ns(const struct stored *s) { return (const char *)s->bytes + FIXED_LEN; }
-
-static const char *stored_name(const struct stored *s) {
-    const char *ns = stored_ns(s);
-    return ns + strlen(ns) + 1;
-}
-
-static const char *stored_did(const struct stored *s) {
-    const char *name = stored_name(s);
-    return name + strlen(name) + 1;
 }
 
 /* The full record, with its own reference to the capabilities. */
@@ -163,10 +179,11 @@ static void stored_load(const struct stored *s, struct agent_record *out) {
     char *f[NSTRINGS];
     size_t size[NSTRINGS];
     string_fields(out, f, size);
-    const char *p = stored_ns(s);
+    const char *p = stored_key(s);
     for (int i = 0; i < NSTRINGS; i++) {
-        size_t n = strlen(p);
-        memcpy(f[i], p, n + 1);   /* n < size[i]: stored_new cut it to fit */
+        size_t n = (size_t)(strchr(p, string_end(i)) - p);   /* < size[i]: stored_new cut it to fit */
+        memcpy(f[i], p, n);
+        f[i][n] = '\0';
         p += n + 1;
     }
     json_incref(out->capabilities);
@@ -188,8 +205,8 @@ struct agent_registry *agent_registry_new(void) {
 
 void agent_registry_free(struct agent_registry *r) {
     if (!r) return;
-    if (r->by_did) strmap_free(r->by_did, stored_free);
-    if (r->by_name) strmap_free(r->by_name, NULL);
+    if (r->by_name) strmap_free_nodes(r->by_name, NULL);
+    if (r->by_did) strmap_free_nodes(r->by_did, stored_free_node);
     if (r->caps) strmap_free(r->caps, shared_caps_free);
     pthread_mutex_destroy(&r->lock);
     free(r);
@@ -205,50 +222,33 @@ static int name_key(const char *ns, const char *name, char *buf, size_t buflen) 
     return n < 0 || (size_t)n >= buflen ? -1 : 0;
 }
 
-/* Removes s's name from by_name unless it is `keep` (the key being written). */
-static void forget_name_of(struct agent_registry *r, const struct stored *s, const char *keep) {
-    char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
-    if (name_key(stored_ns(s), stored_name(s), key, sizeof key) == 0 && strcmp(key, keep) != 0 &&
-        strmap_get(r->by_name, key) == s)
-        strmap_remove(r->by_name, key);
-}
-
 int agent_registry_put(struct agent_registry *r, const struct agent_record *rec) {
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
-    if (name_key(rec->ns, rec->name, key, sizeof key) != 0) return -1;
+    /* a namespace with a '/' would not split back out of the name key */
+    if (strchr(rec->ns, '/') || name_key(rec->ns, rec->name, key, sizeof key) != 0) return -1;
     char *caps_text = rec->capabilities ? json_dumps(rec->capabilities, JSON_COMPACT) : NULL;
     pthread_mutex_lock(&r->lock);
     struct shared_caps *shared = caps_acquire(r, rec->capabilities, caps_text);
     struct stored *copy = stored_new(rec, shared);
-    int rc = -1;
     if (copy) {
-        void *old = NULL;
         /* A re-keyed agent (new DID after its Secret was lost) drops its old DID. */
-        struct stored *prev = strmap_get(r->by_name, key);
-        if (prev && strcmp(stored_did(prev), rec->did) != 0) {
-            strmap_remove(r->by_name, key);
-            stored_release(r, strmap_remove(r->by_did, stored_did(prev)));
-        }
-        rc = strmap_put(r->by_did, rec->did, copy, &old);
-        if (rc == 0 && (rc = strmap_put(r->by_name, key, copy, NULL)) != 0) {
-            /* out of memory for a new name: put the DID back as it was */
-            if (old) strmap_put(r->by_did, rec->did, old, NULL);
-            else strmap_remove(r->by_did, rec->did);
-        } else if (old) {
-            forget_name_of(r, old, key);   /* the DID was another agent's */
-        }
-        stored_release(r, rc == 0 ? old : copy);
+        struct stored *prev = named(strmap_find(r->by_name, key));
+        if (prev && strcmp(stored_did(prev), rec->did) != 0) stored_release(r, prev);
+        /* the record this one replaces: the agent's own, or another agent's that had the DID */
+        stored_release(r, (struct stored *)strmap_find(r->by_did, rec->did));
+        strmap_link(r->by_did, &copy->by_did);
+        strmap_link(r->by_name, &copy->by_name);
     } else {
         caps_release(r, shared);
     }
     pthread_mutex_unlock(&r->lock);
     free(caps_text);
-    return rc == 0 ? 0 : -1;
+    return copy ? 0 : -1;
 }
 
 int agent_registry_get(struct agent_registry *r, const char *did, struct agent_record *out) {
     pthread_mutex_lock(&r->lock);
-    struct stored *rec = strmap_get(r->by_did, did);
+    struct stored *rec = (struct stored *)strmap_find(r->by_did, did);
     if (rec) stored_load(rec, out);
     pthread_mutex_unlock(&r->lock);
     return rec ? 0 : -1;
@@ -259,7 +259,7 @@ int agent_registry_did_of(struct agent_registry *r, const char *ns, const char *
     char key[AGENT_NS_MAX + AGENT_NAME_MAX + 2];
     if (name_key(ns, name, key, sizeof key) != 0) return -1;
     pthread_mutex_lock(&r->lock);
-    const struct stored *s = strmap_get(r->by_name, key);
+    const struct stored *s = named(strmap_find(r->by_name, key));
     if (s) snprintf(did, ID_DID_BUFSZ, "%s", stored_did(s));
     pthread_mutex_unlock(&r->lock);
     return s ? 0 : -1;
@@ -267,8 +267,7 @@ int agent_registry_did_of(struct agent_registry *r, const char *ns, const char *
 
 int agent_registry_remove(struct agent_registry *r, const char *did) {
     pthread_mutex_lock(&r->lock);
-    struct stored *rec = strmap_remove(r->by_did, did);
-    if (rec) forget_name_of(r, rec, "");
+    struct stored *rec = (struct stored *)strmap_find(r->by_did, did);
     int found = rec != NULL;
     stored_release(r, rec);
     pthread_mutex_unlock(&r->lock);
@@ -280,19 +279,22 @@ struct snapshot {
     size_t n, cap;
 };
 
-static int collect(const char *key, void *val, void *arg) {
-    (void)key;
+static int collect(struct strmap_node *n, void *arg) {
     struct snapshot *s = arg;
     if (s->n == s->cap) return 1;
-    struct stored *copy = stored_dup(val);
+    struct stored *copy = stored_dup((struct stored *)n);
     if (copy) s->recs[s->n++] = copy;   /* out of memory: the listing misses it */
     return 0;
 }
 
+/* Orders "ns/name" keys by namespace, then name: the '/' ending a
+ * namespace sorts before every character that could continue it ("a/x"
+ * before "a-b/y"). */
 static int by_namespace_name(const void *a, const void *b) {
-    const struct stored *x = *(struct stored *const *)a, *y = *(struct stored *const *)b;
-    int c = strcmp(stored_ns(x), stored_ns(y));
-    return c ? c : strcmp(stored_name(x), stored_name(y));
+    const unsigned char *x = (const unsigned char *)stored_key(*(struct stored *const *)a);
+    const unsigned char *y = (const unsigned char *)stored_key(*(struct stored *const *)b);
+    for (; *x && *x == *y; x++, y++) {}
+    return (*x == '/' ? 1 : *x) - (*y == '/' ? 1 : *y);
 }
 
 void agent_registry_foreach(struct agent_registry *r,
@@ -301,7 +303,7 @@ void agent_registry_foreach(struct agent_registry *r,
     pthread_mutex_lock(&r->lock);
     s.cap = strmap_count(r->by_did);
     s.recs = s.cap ? calloc(s.cap, sizeof *s.recs) : NULL;
-    if (s.recs) strmap_foreach(r->by_did, collect, &s);
+    if (s.recs) strmap_foreach_node(r->by_did, collect, &s);
     pthread_mutex_unlock(&r->lock);
     qsort(s.recs, s.n, sizeof *s.recs, by_namespace_name);
     for (size_t i = 0; i < s.n; i++) {

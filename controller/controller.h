@@ -11,10 +11,10 @@
 #include "controller/events.h"
 #include "controller/informer.h"
 #include "controller/kube_client.h"
+#include "controller/status_throttle.h"
 #include "controller/trust_store.h"
 #include "controller/workqueue.h"
 
-#include <pthread.h>
 
 extern const struct kube_gvr GVR_AGENTIDENTITIES;
 extern const struct kube_gvr GVR_TRUSTPOLICIES;
@@ -34,9 +34,7 @@ struct controller {
     struct trust_store *store;
     const char *operator_namespace;
     int api_port;
-    double status_min_interval;      /* non-tier score changes reach status at most this often (10 s) */
-    pthread_mutex_t throttle_lock;
-    struct strmap *last_status_write; /* "ns/name" -> struct status_write * (agent_reconciler.c) */
+    struct status_throttle *status_writes; /* by "ns/name" (status_throttle.h) */
     int leading;                     /* set (atomically) once this replica holds the Lease */
 };
 

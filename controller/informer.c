@@ -21,6 +21,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,8 @@ struct informer {
     pthread_mutex_t mu;
     pthread_cond_t cond;          /* synced, stop (resync timer) */
     struct cache_codec *codec;
-    struct strmap *cache;         /* key -> struct packed * (one reference) */
-    struct strmap *index;         /* index value -> struct keyset * (o.index_key only) */
+    struct strmap *cache;         /* nodes: struct packed (one reference each) */
+    struct strmap *index;         /* nodes: struct keyset (o.index_key only) */
     char rv[64];
     int synced;
 
@@ -76,13 +77,22 @@ static char *dup_opt(const char *s, int *failed)
     return d;
 }
 
-/* One cached object: its encoding, then (has_index) its index value. */
+/* One cached object in one allocation: its node in the cache map, then its
+ * key, its index value ("" when it has none) and its encoding. A map entry
+ * and the encoding as two allocations cost ~50 B more per object, and the
+ * caches hold four objects per agent. Replaced or removed, it leaves the
+ * map for good and lives on while readers hold references. */
 struct packed {
+    struct strmap_node node;      /* first: a cache node is its packed */
     atomic_int refs;
-    int has_index;
-    size_t len;                   /* of the encoding */
-    unsigned char data[];
+    uint32_t len;                 /* of the encoding (objects stay far below 4 GiB) */
+    char data[];                  /* key \0 index value \0 encoding */
 };
+
+static struct packed *packed_of(struct strmap_node *n)
+{
+    return (struct packed *)n;
+}
 
 /* Another reference to `p` (NULL stays NULL), taken under the lock that found it. */
 static struct packed *packed_ref(struct packed *p)
@@ -98,112 +108,167 @@ static void packed_unref(struct packed *p)
         free(p);
 }
 
-static void unref_value(void *v)
+static void unref_node(struct strmap_node *n)
 {
-    packed_unref(v);
+    packed_unref(packed_of(n));
 }
 
+static const char *key_of(const struct packed *p)
+{
+    return p->data;
+}
+
+static const char *index_field(const struct packed *p)
+{
+    return p->data + strlen(p->data) + 1;
+}
+
+/* The entry's index value, or NULL (no entry, or none). */
 static const char *index_of(const struct packed *p)
 {
-    return p && p->has_index ? (const char *)p->data + p->len : NULL;
+    const char *value = p ? index_field(p) : NULL;
+    return value && value[0] ? value : NULL;
 }
 
-/* The object's encoding (and index value) in one allocation. NULL on
- * failure (logged by the codec). */
-static struct packed *pack(struct informer *inf, const json_t *obj)
+static const unsigned char *encoding_of(const struct packed *p)
+{
+    const char *value = index_field(p);
+    return (const unsigned char *)value + strlen(value) + 1;
+}
+
+/* The cache entry for `obj` under `key`, its index value (an empty one
+ * counts as none) and encoding included. NULL on failure (logged by the
+ * codec). */
+static struct packed *pack(struct informer *inf, const char *key, const json_t *obj)
 {
     char idx[512];
-    int indexed = inf->o.index_key && inf->o.index_key(obj, idx, sizeof(idx)) == 0;
-    size_t m = indexed ? strlen(idx) + 1 : 0, len = 0;
-    struct packed *p = cache_codec_encode(inf->codec, obj, sizeof(*p), m, &len);
+    if (!inf->o.index_key || inf->o.index_key(obj, idx, sizeof(idx)) != 0)
+        idx[0] = '\0';
+    size_t klen = strlen(key) + 1, ilen = strlen(idx) + 1, len = 0;
+    struct packed *p = cache_codec_encode(inf->codec, obj, sizeof(*p) + klen + ilen, 0, &len);
     if (!p)
         return NULL;
+    p->node.key_off = offsetof(struct packed, data);
     atomic_init(&p->refs, 1);
-    p->has_index = indexed;
-    p->len = len;
-    if (indexed)
-        memcpy(p->data + len, idx, m);
+    p->len = (uint32_t)len;
+    memcpy(p->data, key, klen);
+    memcpy(p->data + klen, idx, ilen);
     return p;
 }
 
 /* A private tree of a cached entry. NULL only on failure (logged). */
 static json_t *unpack(struct informer *inf, const struct packed *p)
 {
-    return cache_codec_decode(inf->codec, p->data, p->len);
+    return cache_codec_decode(inf->codec, encoding_of(p), p->len);
 }
 
 /* Same object (same JSON text)? */
 static int same_entry(struct informer *inf, const struct packed *a, const struct packed *b)
 {
-    return cache_codec_same(inf->codec, a->data, a->len, b->data, b->len);
+    return cache_codec_same(inf->codec, encoding_of(a), a->len, encoding_of(b), b->len);
 }
 
-/* The primary keys under one index value (few: an agent's pods). */
+/* The primary keys under one index value (few: an agent's pods), in one
+ * allocation like a cache entry: its node in the index map, the value,
+ * then the keys, each NUL-terminated. Never empty: the last key out frees it. */
 struct keyset {
-    size_t n, cap;
-    char **keys;
+    struct strmap_node node;      /* first: an index node is its keyset */
+    uint32_t len;                 /* bytes of data in use */
+    char data[];                  /* value \0 key \0 key \0 ... */
 };
 
-static void keyset_free(void *v)
+static const char *first_key(const struct keyset *ks)
 {
-    struct keyset *ks = v;
-    if (!ks)
-        return;
-    for (size_t i = 0; i < ks->n; i++)
-        free(ks->keys[i]);
-    free(ks->keys);
-    free(ks);
+    return ks->data + strlen(ks->data) + 1;
 }
 
-/* Files `key` under the entry's index value. Caller holds mu. 0 or -1 (OOM). */
-static int index_add(struct strmap *index, const struct packed *p, const char *key)
+/* The key after `k`, or NULL after the last. */
+static const char *next_key(const struct keyset *ks, const char *k)
+{
+    k += strlen(k) + 1;
+    return k < ks->data + ks->len ? k : NULL;
+}
+
+static size_t count_keys(const struct keyset *ks)
+{
+    size_t n = 0;
+    for (const char *k = first_key(ks); k; k = next_key(ks, k))
+        n++;
+    return n;
+}
+
+static void free_node(struct strmap_node *n)
+{
+    free(n);
+}
+
+/* An entry whose index value is its own key is not filed in the index map:
+ * lookups find it in the cache under the value. An AgentIdentity's index
+ * value is its ServiceAccount, which almost always has the agent's name,
+ * so this saves a keyset (~80 B) per agent. */
+static int files_itself(const struct packed *p)
 {
     const char *value = index_of(p);
-    if (!index || !value)
+    return value && strcmp(value, key_of(p)) == 0;
+}
+
+/* The cached entry under `value` when its index value is `value` too, else
+ * NULL (see files_itself). Caller holds mu. */
+static struct packed *self_indexed(struct informer *inf, const char *value)
+{
+    struct packed *p = inf->index ? packed_of(strmap_find(inf->cache, value)) : NULL;
+    return p && files_itself(p) ? p : NULL;
+}
+
+/* Files the entry's key under its index value. Caller holds mu. 0 or -1
+ * (OOM: the index is left as it was). The keyset grows by realloc, so it
+ * is out of the map meanwhile. */
+static int index_add(struct strmap *index, const struct packed *p)
+{
+    const char *value = index_of(p);
+    if (!index || !value || files_itself(p))
         return 0;
-    struct keyset *ks = strmap_get(index, value);
-    if (!ks) {
-        ks = calloc(1, sizeof(*ks));
-        if (!ks || strmap_put(index, value, ks, NULL) != 0) {
-            free(ks);
-            return -1;
-        }
-    }
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 2;
-        char **keys = realloc(ks->keys, cap * sizeof(*keys));
-        if (!keys)
-            return -1;
-        ks->keys = keys;
-        ks->cap = cap;
-    }
-    if (!(ks->keys[ks->n] = strdup(key)))
+    struct keyset *ks = (struct keyset *)strmap_unlink(index, value);
+    size_t used = ks ? ks->len : strlen(value) + 1, klen = strlen(key_of(p)) + 1;
+    struct keyset *grown = realloc(ks, sizeof(*grown) + used + klen);
+    if (!grown) {
+        if (ks)
+            strmap_link(index, &ks->node);
         return -1;
-    ks->n++;
+    }
+    if (!ks)
+        memcpy(grown->data, value, used);
+    memcpy(grown->data + used, key_of(p), klen);
+    grown->len = (uint32_t)(used + klen);
+    grown->node.key_off = offsetof(struct keyset, data);
+    strmap_link(index, &grown->node);
     return 0;
 }
 
-/* Takes `key` out of the entry's index value. Caller holds mu. */
-static void index_del(struct strmap *index, const struct packed *p, const char *key)
+/* Takes the entry's key out of its index value. Caller holds mu. */
+static void index_del(struct strmap *index, const struct packed *p)
 {
     const char *value = index_of(p);
-    if (!index || !value)
+    if (!index || !value || files_itself(p))
         return;
-    struct keyset *ks = strmap_get(index, value);
-    for (size_t i = 0; ks && i < ks->n; i++) {
-        if (strcmp(ks->keys[i], key) != 0)
+    struct keyset *ks = (struct keyset *)strmap_find(index, value);
+    for (const char *k = ks ? first_key(ks) : NULL; k; k = next_key(ks, k)) {
+        if (strcmp(k, key_of(p)) != 0)
             continue;
-        free(ks->keys[i]);
-        ks->keys[i] = ks->keys[--ks->n];
-        if (ks->n == 0)
-            keyset_free(strmap_remove(index, value));
+        size_t klen = strlen(k) + 1;
+        if (ks->len == strlen(value) + 1 + klen) {
+            free_node(strmap_unlink(index, value));
+        } else {
+            memmove((char *)k, k + klen, (size_t)(ks->data + ks->len - k) - klen);
+            ks->len -= (uint32_t)klen;
+        }
         return;
     }
 }
 
-static int index_entry(const char *key, void *val, void *arg)
+static int index_entry(struct strmap_node *n, void *index)
 {
-    return index_add(arg, val, key);
+    return index_add(index, packed_of(n));
 }
 
 /* A fresh index over `cache`, or NULL (no index_key, or OOM: logged). */
@@ -212,10 +277,10 @@ static struct strmap *build_index(struct informer *inf, struct strmap *cache)
     if (!inf->o.index_key)
         return NULL;
     struct strmap *index = strmap_new();
-    if (index && strmap_foreach(cache, index_entry, index) == 0)
+    if (index && strmap_foreach_node(cache, index_entry, index) == 0)
         return index;
     log_error("informer", "resource=%s out of memory indexing the cache", inf->what);
-    strmap_free(index, keyset_free);
+    strmap_free_nodes(index, free_node);
     return NULL;
 }
 
@@ -257,8 +322,8 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
         /* (glibc's pthread_mutex_init never fails, so no mutex is left to destroy) */
         if (cond_ok)
             pthread_cond_destroy(&inf->cond);
-        strmap_free(inf->cache, NULL);
-        strmap_free(inf->index, NULL);
+        strmap_free_nodes(inf->cache, NULL);
+        strmap_free_nodes(inf->index, NULL);
         cache_codec_free(inf->codec);
         free(inf->ns);
         free(inf->label_selector);
@@ -275,8 +340,8 @@ void informer_free(struct informer *inf)
     if (!inf)
         return;
     informer_stop(inf);
-    strmap_free(inf->cache, unref_value);
-    strmap_free(inf->index, keyset_free);
+    strmap_free_nodes(inf->cache, unref_node);
+    strmap_free_nodes(inf->index, free_node);
     for (int i = 0; i < MEMO_SLOTS; i++) {
         packed_unref(inf->memo[i].p);
         json_decref(inf->memo[i].obj);
@@ -394,28 +459,24 @@ static void report_packed(struct informer *inf, const struct packed *p,
 static void remove_key(struct informer *inf, const char *key)
 {
     pthread_mutex_lock(&inf->mu);
-    struct packed *old = strmap_remove(inf->cache, key);
-    index_del(inf->index, old, key);
+    struct packed *old = packed_of(strmap_unlink(inf->cache, key));
+    index_del(inf->index, old);
     pthread_mutex_unlock(&inf->mu);
     if (old)
         report_packed(inf, old, call_delete);
     packed_unref(old);
 }
 
-/* Puts the new text under `key`; the previous one (or NULL) goes to *old. */
-static int store(struct informer *inf, const char *key, struct packed *p, struct packed **old)
+/* Puts `p` in the cache; returns the entry it replaced (or NULL). */
+static struct packed *store(struct informer *inf, struct packed *p)
 {
-    void *prev = NULL;
     pthread_mutex_lock(&inf->mu);
-    int rc = strmap_put(inf->cache, key, p, &prev);
-    if (rc == 0) {
-        index_del(inf->index, prev, key);
-        if (index_add(inf->index, p, key) != 0)
-            log_error("informer", "resource=%s out of memory indexing %s", inf->what, key);
-    }
+    struct packed *old = packed_of(strmap_link(inf->cache, &p->node));
+    index_del(inf->index, old);
+    if (index_add(inf->index, p) != 0)
+        log_error("informer", "resource=%s out of memory indexing %s", inf->what, key_of(p));
     pthread_mutex_unlock(&inf->mu);
-    *old = prev;
-    return rc;
+    return old;
 }
 
 void informer_apply_event(struct informer *inf, enum kube_event_type type, json_t *obj)
@@ -434,14 +495,11 @@ void informer_apply_event(struct informer *inf, enum kube_event_type type, json_
     pthread_mutex_unlock(&inf->mu);
 
     json_t *obj_new = type == KUBE_EVENT_DELETED ? NULL : cacheable(inf, obj, NULL);
-    struct packed *p = obj_new ? pack(inf, obj_new) : NULL;
-    struct packed *old = NULL;
+    struct packed *p = obj_new ? pack(inf, key, obj_new) : NULL;
+    struct packed *old = p ? store(inf, p) : NULL;
     if (!p) {
         /* deleted, transformed out of the cache, or not encodable */
         remove_key(inf, key);
-    } else if (store(inf, key, p, &old) != 0) {
-        log_error("informer", "resource=%s out of memory caching %s", inf->what, key);
-        packed_unref(p);
     } else if (old) {
         json_t *old_obj = unpack(inf, old);
         if (old_obj)
@@ -455,8 +513,8 @@ void informer_apply_event(struct informer *inf, enum kube_event_type type, json_
     pthread_mutex_unlock(&inf->dispatch_mu);
 }
 
-/* Adds a list page's items to `m` (a cache being built). 0, or -1 when out of memory. */
-static int add_items(struct informer *inf, struct strmap *m, const json_t *list)
+/* Adds a list page's items to `m` (a cache being built). */
+static void add_items(struct informer *inf, struct strmap *m, const json_t *list)
 {
     size_t i;
     json_t *item;
@@ -468,18 +526,11 @@ static int add_items(struct informer *inf, struct strmap *m, const json_t *list)
             continue;
         }
         json_t *obj = cacheable(inf, item, list);
-        struct packed *p = obj ? pack(inf, obj) : NULL;
+        struct packed *p = obj ? pack(inf, key, obj) : NULL;
         json_decref(obj);
-        if (!p)
-            continue;
-        void *old = NULL;
-        if (strmap_put(m, key, p, &old) != 0) {
-            packed_unref(p);
-            return -1;
-        }
-        packed_unref(old);
+        if (p)
+            packed_unref(packed_of(strmap_link(m, &p->node)));
     }
-    return 0;
 }
 
 /* Diff pass 1: everything in the old cache missing from the new list. */
@@ -488,20 +539,20 @@ struct diff {
     struct strmap *other;
 };
 
-static int report_vanished(const char *key, void *val, void *arg)
+static int report_vanished(struct strmap_node *n, void *arg)
 {
     struct diff *d = arg;
-    if (!strmap_has(d->other, key))
-        report_packed(d->inf, val, call_delete);
+    if (!strmap_find(d->other, strmap_node_key(n)))
+        report_packed(d->inf, packed_of(n), call_delete);
     return 0;
 }
 
 /* Diff pass 2: new objects are adds, changed ones (the encoding covers the
  * resourceVersion, so a new version always differs) updates. */
-static int report_new_or_changed(const char *key, void *val, void *arg)
+static int report_new_or_changed(struct strmap_node *node, void *arg)
 {
     struct diff *d = arg;
-    struct packed *old = strmap_get(d->other, key), *cur = val;
+    struct packed *old = packed_of(strmap_find(d->other, strmap_node_key(node))), *cur = packed_of(node);
     if (!old) {
         report_packed(d->inf, cur, call_add);
     } else if (!same_entry(d->inf, old, cur)) {
@@ -521,7 +572,7 @@ static int commit_list(struct informer *inf, struct strmap *fresh, const char *r
 {
     struct strmap *fresh_index = build_index(inf, fresh);
     if (inf->o.index_key && !fresh_index) {
-        strmap_free(fresh, unref_value);
+        strmap_free_nodes(fresh, unref_node);
         log_error("informer", "resource=%s out of memory building the cache", inf->what);
         return -1;
     }
@@ -534,8 +585,8 @@ static int commit_list(struct informer *inf, struct strmap *fresh, const char *r
 
     /* `fresh` is only changed by writers, and we are the writer: safe to walk unlocked */
     struct diff gone = {inf, fresh}, added = {inf, old};
-    strmap_foreach(old, report_vanished, &gone);
-    strmap_foreach(fresh, report_new_or_changed, &added);
+    strmap_foreach_node(old, report_vanished, &gone);
+    strmap_foreach_node(fresh, report_new_or_changed, &added);
     /* synced only once the handlers have seen the list: a caller that waits
      * for sync (readiness, tests) then finds every object already handled */
     pthread_mutex_lock(&inf->mu);
@@ -544,8 +595,8 @@ static int commit_list(struct informer *inf, struct strmap *fresh, const char *r
     pthread_mutex_unlock(&inf->mu);
     log_debug("informer", "resource=%s relisted: %zu objects (was %zu)", inf->what,
               strmap_count(fresh), strmap_count(old));
-    strmap_free(old, unref_value);
-    strmap_free(old_index, keyset_free);
+    strmap_free_nodes(old, unref_node);
+    strmap_free_nodes(old_index, free_node);
     /* The list's pages and the old cache were freed in the middle of the
      * heap, where malloc keeps them: after a start with 1,000 agents 9 of
      * the 15 MB malloc held were free. Hand those pages back to the kernel. */
@@ -562,11 +613,11 @@ int informer_replace(struct informer *inf, const json_t *list)
     }
     pthread_mutex_lock(&inf->dispatch_mu);
     struct strmap *fresh = strmap_new();
-    int rc = fresh && add_items(inf, fresh, list) == 0 ? 0 : -1;
-    if (rc == 0)
+    int rc = -1;
+    if (fresh) {
+        add_items(inf, fresh, list);
         rc = commit_list(inf, fresh, json_str_at(list, "metadata.resourceVersion"));
-    else {
-        strmap_free(fresh, unref_value);
+    } else {
         log_error("informer", "resource=%s out of memory building the cache", inf->what);
     }
     pthread_mutex_unlock(&inf->dispatch_mu);
@@ -588,10 +639,9 @@ static int snap_one(struct snapshot *s, struct packed *p)
     return 0;
 }
 
-static int snap_entry(const char *key, void *val, void *arg)
+static int snap_entry(struct strmap_node *n, void *arg)
 {
-    (void)key;
-    return snap_one(arg, val);
+    return snap_one(arg, packed_of(n));
 }
 
 /* Decodes a snapshot into a new JSON array and releases it. NULL on OOM. */
@@ -616,7 +666,7 @@ static int snapshot_all(struct informer *inf, struct snapshot *s)
     pthread_mutex_lock(&inf->mu);
     s->cap = strmap_count(inf->cache);
     s->items = malloc((s->cap ? s->cap : 1) * sizeof(*s->items));
-    int rc = s->items ? strmap_foreach(inf->cache, snap_entry, s) : -1;
+    int rc = s->items ? strmap_foreach_node(inf->cache, snap_entry, s) : -1;
     pthread_mutex_unlock(&inf->mu);
     return rc;
 }
@@ -649,11 +699,14 @@ json_t *informer_list_index(struct informer *inf, const char *value)
     struct snapshot s = {0};
     int rc = 0;
     pthread_mutex_lock(&inf->mu);
-    struct keyset *ks = inf->index ? strmap_get(inf->index, value) : NULL;
-    s.cap = ks ? ks->n : 0;
+    struct keyset *ks = inf->index ? (struct keyset *)strmap_find(inf->index, value) : NULL;
+    struct packed *self = self_indexed(inf, value);
+    s.cap = (ks ? count_keys(ks) : 0) + (self != NULL);
     s.items = malloc((s.cap ? s.cap : 1) * sizeof(*s.items));
-    for (size_t i = 0; s.items && i < s.cap && rc == 0; i++)
-        rc = snap_one(&s, strmap_get(inf->cache, ks->keys[i]));
+    if (s.items)
+        rc = snap_one(&s, self);
+    for (const char *k = ks && s.items ? first_key(ks) : NULL; k && rc == 0; k = next_key(ks, k))
+        rc = snap_one(&s, packed_of(strmap_find(inf->cache, k)));
     pthread_mutex_unlock(&inf->mu);
     json_t *arr = s.items ? snapshot_to_array(inf, &s) : NULL;
     return rc == 0 ? arr : (json_decref(arr), NULL);
@@ -684,8 +737,9 @@ static json_t *memo_unpack(struct informer *inf, struct packed *p)
 json_t *informer_get_indexed(struct informer *inf, const char *value)
 {
     pthread_mutex_lock(&inf->mu);
-    struct keyset *ks = inf->index ? strmap_get(inf->index, value) : NULL;
-    struct packed *p = packed_ref(ks && ks->n ? strmap_get(inf->cache, ks->keys[0]) : NULL);
+    struct keyset *ks = inf->index ? (struct keyset *)strmap_find(inf->index, value) : NULL;
+    struct packed *p = self_indexed(inf, value);
+    p = packed_ref(p || !ks ? p : packed_of(strmap_find(inf->cache, first_key(ks))));
     pthread_mutex_unlock(&inf->mu);
     json_t *obj = p ? memo_unpack(inf, p) : NULL;
     packed_unref(p);
@@ -707,7 +761,7 @@ void informer_resync(struct informer *inf)
 json_t *informer_get(struct informer *inf, const char *key)
 {
     pthread_mutex_lock(&inf->mu);
-    struct packed *p = packed_ref(strmap_get(inf->cache, key));
+    struct packed *p = packed_ref(packed_of(strmap_find(inf->cache, key)));
     pthread_mutex_unlock(&inf->mu);
     json_t *obj = p ? unpack(inf, p) : NULL;
     packed_unref(p);
@@ -792,7 +846,8 @@ static int add_page(json_t *page, void *arg)
         log_error("informer", "resource=%s list page has no \"items\" array", st->inf->what);
         return -1;
     }
-    return add_items(st->inf, st->fresh, page);
+    add_items(st->inf, st->fresh, page);
+    return 0;
 }
 
 /* One list at a time in the whole process: at a start every informer lists
@@ -821,7 +876,7 @@ static int relist(void *arg, char *rv, size_t rvlen)
     if (rc != 0) {
         log_warn("informer", "resource=%s list failed: status=%d reason=%s msg=\"%s\"", inf->what,
                  res.status, res.reason, st.fresh ? res.message : "out of memory");
-        strmap_free(st.fresh, unref_value);
+        strmap_free_nodes(st.fresh, unref_node);
     } else {
         rc = commit_list(inf, st.fresh, st.rv);
     }

@@ -87,8 +87,8 @@ json_t *informer_list(struct informer *inf);
 /* Same, for only the objects whose index value is `value` (an empty array
  * without an index_key). */
 json_t *informer_list_index(struct informer *inf, const char *value);
-/* One object whose index value is `value` (the first in the index's order
- * when several share it), or NULL. The tree may be shared with later calls
+/* One object whose index value is `value` (the one cached under `value`
+ * itself when there is one, else the first in the index's order), or NULL. The tree may be shared with later calls
  * (recently decoded objects are kept): read it, never modify it. */
 json_t *informer_get_indexed(struct informer *inf, const char *value);
 /* Calls fn with a copy of each cached object in turn (decoded one at a

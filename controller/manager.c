@@ -5,7 +5,6 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "controller/agent_render.h"
-#include "controller/strmap.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -195,10 +194,8 @@ struct manager *manager_new(const struct manager_options *opts) {
     c->registry = opts->registry;
     c->operator_namespace = opts->operator_namespace;
     c->api_port = opts->api_port ? opts->api_port : 8080;
-    c->status_min_interval = opts->status_min_interval > 0 ? opts->status_min_interval : 10;
     m->nworkers = opts->workers < 1 ? 1 : opts->workers > MAX_WORKERS ? MAX_WORKERS : opts->workers;
-    pthread_mutex_init(&c->throttle_lock, NULL);
-    c->last_status_write = strmap_new();
+    c->status_writes = status_throttle_new(opts->status_min_interval > 0 ? opts->status_min_interval : 10);
     c->events = events_new(c->client, AGENTMESH_FIELD_MANAGER);
     struct workqueue_opts qa = {.name = "agentidentity"}, qp = {.name = "trustpolicy"};
     c->agent_queue = workqueue_new(&qa);
@@ -213,7 +210,7 @@ struct manager *manager_new(const struct manager_options *opts) {
     c->netpols = make_informer(m, &GVR_NETWORKPOLICIES, children_selector, strip_child, ch);
     struct informer_handlers podh = {child_added, pod_updated, child_added, NULL};
     c->pods = make_informer(m, &GVR_PODS, LABEL_AGENT, strip_pod, podh);
-    if (!c->last_status_write || !c->events || !c->agent_queue || !c->policy_queue || !c->agents ||
+    if (!c->status_writes || !c->events || !c->agent_queue || !c->policy_queue || !c->agents ||
         !c->policies || !c->sas || !c->secrets || !c->netpols || !c->pods) {
         manager_free(m);
         return NULL;
@@ -361,8 +358,7 @@ void manager_free(struct manager *m) {
     workqueue_free(m->c.agent_queue);
     workqueue_free(m->c.policy_queue);
     events_free(m->c.events);
-    if (m->c.last_status_write) strmap_free(m->c.last_status_write, free);
-    pthread_mutex_destroy(&m->c.throttle_lock);
+    status_throttle_free(m->c.status_writes);
     free(m);
 }
 

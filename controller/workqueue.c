@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,10 +28,14 @@ struct fifo_node {
     char *key;
 };
 
+/* A delayed key, in one allocation with its node in `waiting`: every
+ * agent waits here for its hourly look, and a separate key copy and map
+ * entry were two more mallocs per agent. */
 struct delayed {
+    struct strmap_node node;
     double when;
     size_t idx;          /* position in the heap */
-    char *key;
+    char key[];
 };
 
 struct workqueue {
@@ -48,7 +53,7 @@ struct workqueue {
 
     struct delayed **heap;       /* min-heap on `when` */
     size_t heap_len, heap_cap;
-    struct strmap *waiting;      /* key -> struct delayed * */
+    struct strmap *waiting;      /* nodes: struct delayed */
 
     struct strmap *failures;     /* key -> (uintptr_t) count */
     struct token_bucket bucket;
@@ -132,7 +137,7 @@ struct workqueue *workqueue_new(const struct workqueue_opts *opts)
             pthread_cond_destroy(&q->cond);
         strmap_free(q->dirty, NULL);
         strmap_free(q->processing, NULL);
-        strmap_free(q->waiting, NULL);
+        strmap_free_nodes(q->waiting, NULL);
         strmap_free(q->failures, NULL);
         free(q);
         return NULL;
@@ -140,19 +145,12 @@ struct workqueue *workqueue_new(const struct workqueue_opts *opts)
     return q;
 }
 
-static void free_delayed(void *p)
-{
-    struct delayed *d = p;
-    free(d->key);
-    free(d);
-}
-
 /* Drops every delayed key (shutdown and free). */
 static void clear_delayed(struct workqueue *q)
 {
     for (size_t i = 0; i < q->heap_len; i++) {
-        strmap_remove(q->waiting, q->heap[i]->key);
-        free_delayed(q->heap[i]);
+        strmap_unlink(q->waiting, q->heap[i]->key);
+        free(q->heap[i]);
     }
     q->heap_len = 0;
 }
@@ -171,7 +169,7 @@ void workqueue_free(struct workqueue *q)
     }
     strmap_free(q->dirty, NULL);
     strmap_free(q->processing, NULL);
-    strmap_free(q->waiting, NULL);
+    strmap_free_nodes(q->waiting, NULL);
     strmap_free(q->failures, NULL);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->mu);
@@ -285,7 +283,7 @@ static struct delayed *heap_pop(struct workqueue *q)
 /* Puts `key` in the delay heap, or moves it earlier when already there. */
 static int delay_locked(struct workqueue *q, const char *key, double when)
 {
-    struct delayed *d = strmap_get(q->waiting, key);
+    struct delayed *d = (struct delayed *)strmap_find(q->waiting, key);
     if (d) {
         if (when < d->when) {
             d->when = when;
@@ -301,15 +299,12 @@ static int delay_locked(struct workqueue *q, const char *key, double when)
         q->heap = h;
         q->heap_cap = cap;
     }
-    d = malloc(sizeof(*d));
-    if (!d)
+    size_t klen = strlen(key) + 1;
+    if (!(d = malloc(sizeof(*d) + klen)))
         return -1;
-    d->key = strdup(key);
-    if (!d->key || strmap_put(q->waiting, key, d, NULL) != 0) {
-        free(d->key);
-        free(d);
-        return -1;
-    }
+    memcpy(d->key, key, klen);
+    d->node.key_off = offsetof(struct delayed, key);
+    strmap_link(q->waiting, &d->node);
     d->when = when;
     d->idx = q->heap_len;
     q->heap[q->heap_len++] = d;
@@ -325,10 +320,10 @@ static void promote_due(struct workqueue *q)
     double t = now(q);
     while (q->heap_len > 0 && q->heap[0]->when <= t) {
         struct delayed *d = heap_pop(q);
-        strmap_remove(q->waiting, d->key);
+        strmap_unlink(q->waiting, d->key);
         if (add_locked(q, d->key) != 0)
             log_error("workqueue", "queue=%s dropped key %s: out of memory", q->name, d->key);
-        free_delayed(d);
+        free(d);
     }
 }
 

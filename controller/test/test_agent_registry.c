@@ -192,8 +192,8 @@ static void list_one(const struct agent_record *rec, void *arg)
 START_TEST(listing_is_sorted_by_namespace_and_name)
 {
     struct agent_registry *r = agent_registry_new();
-    const char *order[][2] = {{"team-b", "alpha"}, {"team-a", "zeta"}, {"team-a", "beta"}, {"a", "x"}};
-    for (int i = 0; i < 4; i++) {
+    const char *order[][2] = {{"team-b", "alpha"}, {"team-a", "zeta"}, {"team-a", "beta"}, {"a", "x"}, {"a-b", "a"}};
+    for (int i = 0; i < 5; i++) {
         struct agent_record rec;
         char did[32];
         snprintf(did, sizeof did, "did:agentmesh:%d", i);
@@ -203,11 +203,12 @@ START_TEST(listing_is_sorted_by_namespace_and_name)
     }
     struct listing l = {.n = 0};
     agent_registry_foreach(r, list_one, &l);
-    ck_assert_int_eq(l.n, 4);
-    ck_assert_str_eq(l.seen[0], "a/x");
-    ck_assert_str_eq(l.seen[1], "team-a/beta");
-    ck_assert_str_eq(l.seen[2], "team-a/zeta");
-    ck_assert_str_eq(l.seen[3], "team-b/alpha");
+    ck_assert_int_eq(l.n, 5);
+    ck_assert_str_eq(l.seen[0], "a/x");   /* namespace first: "a" before "a-b" */
+    ck_assert_str_eq(l.seen[1], "a-b/a");
+    ck_assert_str_eq(l.seen[2], "team-a/beta");
+    ck_assert_str_eq(l.seen[3], "team-a/zeta");
+    ck_assert_str_eq(l.seen[4], "team-b/alpha");
     agent_registry_free(r);
 }
 END_TEST

@@ -371,11 +371,61 @@ START_TEST(index_follows_adds_updates_deletes_and_relists)
     ck_assert_str_eq(names_of(informer_list_index(inf, "2"), buf, sizeof(buf)), "");
     ck_assert_str_eq(names_of(informer_list_index(inf, "3"), buf, sizeof(buf)), "c,d");
 
+    /* a key leaves the middle of its value's keys; one updated in place stays */
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "x", "7"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "y", "7"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "z", "7"));
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "y", "7"));
+    apply(inf, KUBE_EVENT_MODIFIED, cm("ns", "x", "7"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "7"), buf, sizeof(buf)), "x,z");
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "x", "7"));
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "z", "7"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "7"), buf, sizeof(buf)), "");
+    ck_assert_ptr_null(informer_get_indexed(inf, "7"));
+
     /* an informer without an index answers with nothing, not an error */
     struct informer *plain = new_informer(&r, NULL);
     apply(plain, KUBE_EVENT_ADDED, cm("ns", "a", "1"));
     ck_assert_str_eq(names_of(informer_list_index(plain, "1"), buf, sizeof(buf)), "");
     informer_free(plain);
+    informer_free(inf);
+}
+END_TEST
+
+/* An entry whose index value is its own key (an agent whose ServiceAccount
+ * has its name) is found by that value like any other, first, and leaves
+ * the index with its last update or delete. */
+START_TEST(index_values_naming_their_own_entry)
+{
+    struct recorder r = {0};
+    struct informer *inf = new_indexed_informer(&r);
+    char buf[128];
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "b", "ns/a"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "a", "ns/a"));
+    apply(inf, KUBE_EVENT_ADDED, cm("ns", "c", "ns/c"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/a"), buf, sizeof(buf)), "a,b");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/c"), buf, sizeof(buf)), "c");
+    json_t *one = informer_get_indexed(inf, "ns/a");
+    ck_assert_str_eq(json_str_at(one, "metadata.name"), "a");   /* its own entry first */
+    json_decref(one);
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/b"), buf, sizeof(buf)), "");
+
+    apply(inf, KUBE_EVENT_MODIFIED, cm("ns", "a", "ns/x"));     /* moves to another value */
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/a"), buf, sizeof(buf)), "b");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/x"), buf, sizeof(buf)), "a");
+    one = informer_get_indexed(inf, "ns/a");
+    ck_assert_str_eq(json_str_at(one, "metadata.name"), "b");
+    json_decref(one);
+    apply(inf, KUBE_EVENT_DELETED, cm("ns", "c", "ns/c"));
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/c"), buf, sizeof(buf)), "");
+    ck_assert_ptr_null(informer_get_indexed(inf, "ns/c"));
+
+    json_t *l = json_pack("{s:{s:s}, s:[o,o]}", "metadata", "resourceVersion", "9", "items",
+                          cm("ns", "d", "ns/d"), cm("ns", "e", "ns/d"));
+    ck_assert_int_eq(informer_replace(inf, l), 0);
+    json_decref(l);
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/d"), buf, sizeof(buf)), "d,e");
+    ck_assert_str_eq(names_of(informer_list_index(inf, "ns/a"), buf, sizeof(buf)), "");
     informer_free(inf);
 }
 END_TEST
@@ -544,6 +594,7 @@ int main(void)
     tcase_add_test(tc, transform_before_caching);
     tcase_add_test(tc, resync_updates_every_object);
     tcase_add_test(tc, index_follows_adds_updates_deletes_and_relists);
+    tcase_add_test(tc, index_values_naming_their_own_entry);
     tcase_add_test(tc, indexed_lookups_decode_once_and_follow_updates);
     tcase_add_test(tc, cached_copies_are_private);
     tcase_add_test(tc, watch_lines_into_informer);
