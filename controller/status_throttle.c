@@ -59,16 +59,17 @@ void status_throttle_free(struct status_throttle *t)
     free(t);
 }
 
-/* The record of `key`, made on first use; NULL when out of memory. Lock held. */
-static struct record *record_of(struct status_throttle *t, const char *key)
+static struct record *find_record(struct status_throttle *t, const char *key)
 {
-    struct record *r = (struct record *)strmap_find(t->records, key);
-    size_t klen = strlen(key) + 1;
-    if (r || !(r = calloc(1, offsetof(struct record, key) + klen)))
-        return r;
-    memcpy(r->key, key, klen);
-    r->node.key_off = offsetof(struct record, key);
-    strmap_link(t->records, &r->node);
+    return (struct record *)strmap_find(t->records, key);
+}
+
+/* A new, empty record of `key`, which has none; NULL when out of memory. Lock held. */
+static struct record *new_record(struct status_throttle *t, const char *key)
+{
+    struct record *r = strmap_node_new(offsetof(struct record, key), key);
+    if (r)
+        strmap_link(t->records, &r->node);
     return r;
 }
 
@@ -95,11 +96,11 @@ double status_throttle_admit(struct status_throttle *t, const char *key, int sco
 {
     pthread_mutex_lock(&t->lock);
     sweep(t, now);
-    struct record *r = (struct record *)strmap_find(t->records, key);
+    struct record *r = find_record(t, key);
     double wait = 0;
     if (score_only && r && r->at > 0 && now - r->at < t->window)
         wait = t->window - (now - r->at);
-    else if ((r = record_of(t, key)) != NULL)
+    else if (r || (r = new_record(t, key)) != NULL)
         r->at = now;
     pthread_mutex_unlock(&t->lock);
     return wait;
@@ -110,7 +111,9 @@ void status_throttle_wrote(struct status_throttle *t, const char *key, const cha
 {
     int moved = rv_before && rv_after && strcmp(rv_before, rv_after) != 0 && strlen(rv_before) < RV_MAX;
     pthread_mutex_lock(&t->lock);
-    struct record *r = moved ? record_of(t, key) : (struct record *)strmap_find(t->records, key);
+    struct record *r = find_record(t, key);
+    if (!r && moved)
+        r = new_record(t, key);
     if (r)
         snprintf(r->rv_before, sizeof(r->rv_before), "%s", moved ? rv_before : "");
     pthread_mutex_unlock(&t->lock);
@@ -119,7 +122,7 @@ void status_throttle_wrote(struct status_throttle *t, const char *key, const cha
 int status_throttle_cache_behind(struct status_throttle *t, const char *key, const char *rv)
 {
     pthread_mutex_lock(&t->lock);
-    struct record *r = (struct record *)strmap_find(t->records, key);
+    struct record *r = find_record(t, key);
     int behind = r && rv && r->rv_before[0] && strcmp(r->rv_before, rv) == 0;
     pthread_mutex_unlock(&t->lock);
     return behind;

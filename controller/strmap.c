@@ -127,15 +127,33 @@ static void grow(struct strmap *m)
     m->nbuckets = n;
 }
 
-struct strmap_node *strmap_link(struct strmap *m, struct strmap_node *n)
+/* Puts n (its hash set) in slot *pp, the one find returned for its key,
+ * in place of what is there; returns that (or NULL). */
+static struct strmap_node *link_at(struct strmap *m, struct strmap_node **pp, struct strmap_node *n)
 {
-    n->hash = fnv1a(strmap_node_key(n));
-    struct strmap_node **pp = find(m, strmap_node_key(n), n->hash), *old = *pp;
+    struct strmap_node *old = *pp;
     n->next = old ? old->next : NULL;
     *pp = n;
     if (!old && ++m->count > MAX_LOAD * m->nbuckets)
         grow(m);
     return old;
+}
+
+struct strmap_node *strmap_link(struct strmap *m, struct strmap_node *n)
+{
+    n->hash = fnv1a(strmap_node_key(n));
+    return link_at(m, find(m, strmap_node_key(n), n->hash), n);
+}
+
+void *strmap_node_new(size_t key_off, const char *key)
+{
+    size_t klen = strlen(key) + 1;
+    struct strmap_node *n = calloc(1, key_off + klen);
+    if (!n)
+        return NULL;
+    memcpy((char *)n + key_off, key, klen);
+    n->key_off = (uint32_t)key_off;
+    return n;
 }
 
 struct strmap_node *strmap_find(const struct strmap *m, const char *key)
@@ -185,20 +203,20 @@ size_t strmap_unlink_if(struct strmap *m, int (*drop)(struct strmap_node *n, voi
 
 int strmap_put(struct strmap *m, const char *key, void *val, void **old)
 {
-    struct entry *e = (struct entry *)strmap_find(m, key);
+    uint32_t hash = fnv1a(key);
+    struct strmap_node **pp = find(m, key, hash);
+    struct entry *e = (struct entry *)*pp;
     if (old)
         *old = e ? e->val : NULL;
     if (e) {
         e->val = val;
         return 0;
     }
-    size_t klen = strlen(key);
-    if (!(e = malloc(sizeof(*e) + klen + 1)))
+    if (!(e = strmap_node_new(offsetof(struct entry, key), key)))
         return -1;
-    memcpy(e->key, key, klen + 1);
-    e->node.key_off = offsetof(struct entry, key);
+    e->node.hash = hash;
     e->val = val;
-    strmap_link(m, &e->node);
+    link_at(m, pp, &e->node);
     return 0;
 }
 

@@ -49,6 +49,10 @@ static inline const char *strmap_node_key(const struct strmap_node *n)
     return (const char *)n + n->key_off;
 }
 
+/* A zeroed node of key_off bytes followed by a copy of `key`, key_off set:
+ * for a caller's struct that starts with its strmap_node and ends with its
+ * key (char key[] at offset key_off). NULL when out of memory. */
+void *strmap_node_new(size_t key_off, const char *key);
 /* Links `n` (key_off set, its key in place and unchanged while linked).
  * The node it replaces (same key) is unlinked and returned, else NULL.
  * Never fails: when the buckets cannot grow the map just stays denser. */

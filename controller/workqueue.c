@@ -299,11 +299,8 @@ static int delay_locked(struct workqueue *q, const char *key, double when)
         q->heap = h;
         q->heap_cap = cap;
     }
-    size_t klen = strlen(key) + 1;
-    if (!(d = malloc(sizeof(*d) + klen)))
+    if (!(d = strmap_node_new(offsetof(struct delayed, key), key)))
         return -1;
-    memcpy(d->key, key, klen);
-    d->node.key_off = offsetof(struct delayed, key);
     strmap_link(q->waiting, &d->node);
     d->when = when;
     d->idx = q->heap_len;
